@@ -1,0 +1,145 @@
+"""Simulator data: static config (shapes), params (vmappable leaves) and state (per step)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+# Outcome classes of a request (SPEC §3.5).
+ON_TIME, LATE, DROPPED, REJECTED = 0, 1, 2, 3
+OUTCOME_NAMES = ("on_time", "late", "dropped", "rejected")
+# Sentinel for "no time": far in the future but finite, so arithmetic stays NaN-free.
+NEVER_S = 1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """Static configuration: everything that decides array shapes or code paths.
+
+    Per-model tuples have one entry per model (small to large by default).
+    """
+
+    num_tasks: int
+    max_batch: tuple[int, ...]
+    replicas: tuple[int, ...]
+    queue_capacity: tuple[int, ...]
+    batching: str = "deadline"  # "max" | "deadline" (SPEC §3.3)
+    deadline_kind: str = "hard"  # "hard" | "soft" (SPEC §3.5)
+    decay: str = "linear"  # soft-deadline decay: "linear" | "exponential"
+    drop_expired: bool = True  # SPEC §3.4
+    allow_reject: bool = False  # adds action index num_models = "reject"
+    obs_mode: str = "full"  # "full" | "paper" (SPEC §3.6)
+    emit_records: bool = True  # per-step resolved-request records (SPEC §3.7)
+
+    @property
+    def num_models(self) -> int:
+        return len(self.max_batch)
+
+    @property
+    def num_actions(self) -> int:
+        return self.num_models + int(self.allow_reject)
+
+    @property
+    def pad_batch(self) -> int:
+        return max(self.max_batch)
+
+    @property
+    def pad_replicas(self) -> int:
+        return max(self.replicas)
+
+    @property
+    def pad_queue(self) -> int:
+        return max(self.queue_capacity)
+
+    @property
+    def max_records(self) -> int:
+        """Upper bound on requests resolved in one step: all in the system plus the new one."""
+        in_system = sum(c + r * b for c, r, b in zip(self.queue_capacity, self.replicas,
+                                                     self.max_batch, strict=True))
+        return in_system + 1
+
+    @property
+    def obs_size(self) -> int:
+        per_model = 3 if self.obs_mode == "full" else 1
+        return self.num_tasks + per_model * self.num_models + 1
+
+
+@struct.dataclass
+class SimParams:
+    """Numeric scenario parameters; pytree leaves, so they can be vmapped over."""
+
+    quality: jax.Array  # (num_tasks, num_models) in [0, 1]
+    latency_s: jax.Array  # (num_models, pad_batch); [k, b - 1] = batch of b; NEVER_S past max
+    deadline_s: jax.Array  # (num_tasks,) relative to arrival
+    grace_s: jax.Array  # (num_tasks,) soft-deadline decay scale
+    max_wait_s: jax.Array  # (num_models,); 0 = start as soon as a replica is idle
+    miss_penalty: jax.Array  # () utility of a late (hard) / dropped / rejected request is -this
+    noise_sigma: jax.Array  # () log-normal service-time noise parameter
+    reference_rate: jax.Array  # () arrivals/s used to normalise the rate estimate
+    rate_window_s: jax.Array  # () time constant of the arrival-rate estimate
+
+
+@struct.dataclass
+class Arrivals:
+    """One episode's workload: inter-arrival gaps (not absolute times, for precision)."""
+
+    gap_s: jax.Array  # (num_arrivals,) gap_s[0] = first arrival time, then a_i - a_{i-1}
+    task: jax.Array  # (num_arrivals,) int32
+    valid: jax.Array  # (num_arrivals,) bool; False = padding after the last real arrival
+
+
+@struct.dataclass
+class Records:
+    """Requests resolved during one step (SPEC §3.7), fixed size and masked."""
+
+    mask: jax.Array  # (max_records,) bool
+    decision: jax.Array  # (max_records,) int32 index of the decision that routed it
+    utility: jax.Array  # (max_records,) f32
+    outcome: jax.Array  # (max_records,) int32, one of ON_TIME..REJECTED
+    model: jax.Array  # (max_records,) int32; -1 for rejected-by-action
+    latency_s: jax.Array  # (max_records,) completion - arrival; 0 if not completed
+
+
+@struct.dataclass
+class Counters:
+    """Running totals over the episode (enough for the aggregate SPEC §4 metrics)."""
+
+    num_arrived: jax.Array  # ()
+    num_outcome: jax.Array  # (4,) on time, late, dropped, rejected
+    sum_utility: jax.Array  # ()
+    sum_peak: jax.Array  # () sum over arrivals of max_k quality[t, k]
+    sum_latency_s: jax.Array  # () over completed requests
+    num_routed: jax.Array  # (num_actions,) decisions per action
+
+
+@struct.dataclass
+class EnvState:
+    """Full simulator state. Times are float32 seconds relative to `origin_s` (SPEC §3.8)."""
+
+    arrivals: Arrivals
+    step: jax.Array  # () index of the current decision (= current arrival)
+    origin_s: jax.Array  # () int32 whole seconds; absolute time = origin_s + relative time
+    now_s: jax.Array  # () time of the current arrival
+    rate_est: jax.Array  # () exponentially decaying arrival count, arrivals/s
+    # Queues: FIFO, compacted (live entries first, oldest at index 0).
+    queue_len: jax.Array  # (K,) int32
+    queue_arrival_s: jax.Array  # (K, C)
+    queue_deadline_s: jax.Array  # (K, C)
+    queue_task: jax.Array  # (K, C) int32
+    queue_decision: jax.Array  # (K, C) int32
+    # Replicas: a busy replica holds one batch that completes at free_s.
+    free_s: jax.Array  # (K, R) completion time if busy, else when it became idle
+    batch_size: jax.Array  # (K, R) int32, 0 = idle
+    batch_decision: jax.Array  # (K, R, B) int32
+    batch_utility: jax.Array  # (K, R, B) f32, fixed at batch start
+    batch_on_time: jax.Array  # (K, R, B) bool
+    batch_latency_s: jax.Array  # (K, R, B) completion - arrival
+    counters: Counters
+
+
+def to_jnp_tuple(values, dtype=jnp.float32) -> jax.Array:
+    """Helper for building params from Python sequences."""
+    return jnp.asarray(values, dtype=dtype)
