@@ -13,6 +13,8 @@ ON_TIME, LATE, DROPPED, REJECTED = 0, 1, 2, 3
 OUTCOME_NAMES = ("on_time", "late", "dropped", "rejected")
 # Sentinel for "no time": far in the future but finite, so arithmetic stays NaN-free.
 NEVER_S = 1e9
+# slot_replica values that are not a replica index.
+FREE, WAITING = -2, -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,7 @@ class SimConfig:
     allow_reject: bool = False  # adds action index num_models = "reject"
     obs_mode: str = "full"  # "full" | "paper" (SPEC §3.6)
     emit_records: bool = True  # per-step resolved-request records (SPEC §3.7)
+    service_noise: bool = False  # draw log-normal service noise (params.noise_sigma) per batch
 
     @property
     def num_models(self) -> int:
@@ -53,6 +56,12 @@ class SimConfig:
     @property
     def pad_queue(self) -> int:
         return max(self.queue_capacity)
+
+    @property
+    def pad_slots(self) -> int:
+        """Request slots per model: waiting (capacity) plus in service (replicas x batch)."""
+        return max(c + r * b for c, r, b in zip(self.queue_capacity, self.replicas,
+                                                self.max_batch, strict=True))
 
     @property
     def max_records(self) -> int:
@@ -124,19 +133,22 @@ class EnvState:
     origin_s: jax.Array  # () int32 whole seconds; absolute time = origin_s + relative time
     now_s: jax.Array  # () time of the current arrival
     rate_est: jax.Array  # () exponentially decaying arrival count, arrivals/s
-    # Queues: FIFO, compacted (live entries first, oldest at index 0).
-    queue_len: jax.Array  # (K,) int32
-    queue_arrival_s: jax.Array  # (K, C)
-    queue_deadline_s: jax.Array  # (K, C)
-    queue_task: jax.Array  # (K, C) int32
-    queue_decision: jax.Array  # (K, C) int32
-    # Replicas: a busy replica holds one batch that completes at free_s.
+    queue_len: jax.Array  # (K,) int32 requests waiting
+    # Request slots, one row per model, no data movement: a request keeps its slot from
+    # admission to resolution. slot_replica: FREE, WAITING, or the replica serving it.
+    slot_replica: jax.Array  # (K, S) int32
+    slot_pos: jax.Array  # (K, S) int32 FIFO position while waiting (0 = oldest)
+    slot_arrival_s: jax.Array  # (K, S)
+    slot_deadline_s: jax.Array  # (K, S)
+    slot_quality: jax.Array  # (K, S) quality[task, k], looked up once at admission
+    slot_grace_s: jax.Array  # (K, S) soft-deadline grace of the task
+    slot_decision: jax.Array  # (K, S) int32 decision index
+    slot_utility: jax.Array  # (K, S) fixed at batch start
+    slot_on_time: jax.Array  # (K, S) bool, fixed at batch start
+    slot_latency_s: jax.Array  # (K, S) completion - arrival, fixed at batch start
+    # Replicas: a busy replica serves one batch that completes at free_s.
     free_s: jax.Array  # (K, R) completion time if busy, else when it became idle
     batch_size: jax.Array  # (K, R) int32, 0 = idle
-    batch_decision: jax.Array  # (K, R, B) int32
-    batch_utility: jax.Array  # (K, R, B) f32, fixed at batch start
-    batch_on_time: jax.Array  # (K, R, B) bool
-    batch_latency_s: jax.Array  # (K, R, B) completion - arrival
     counters: Counters
 
 
