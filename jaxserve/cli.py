@@ -1,0 +1,169 @@
+"""`jaxserve` command line (SPEC §7). Bad input: one line on stderr, exit status 2 (SPEC §8)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from jaxserve.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message instead of usage + message."""
+
+    def error(self, message):
+        raise InputError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive finite rate (arrivals/s)")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default="opt-a100x4",
+                   help="built-in scenario name or TOML file (default: opt-a100x4)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_workload(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workload", default=None,
+                   help="KIND[:field=value,...], e.g. poisson, gamma:cv=4, unpredictable, "
+                        "trace:trace_path=FILE,trace_format=maf2019 (default: the scenario's)")
+    p.add_argument("--rate", type=_rate, default=None, help="arrival rate, arrivals/s")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxserve", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("simulate", help="one evaluation run; prints the SPEC §4 metrics")
+    _add_common(p)
+    _add_workload(p)
+    p.add_argument("--policy", default="greedy",
+                   help="static:K | static:MODEL | random | round-robin | jsq | greedy | lp | "
+                        "checkpoint directory")
+    p.add_argument("--num-requests", type=_positive_int, default=20_000)
+    p.add_argument("--window-s", type=_rate, default=None, help="window of windowed metrics")
+
+    p = sub.add_parser("sweep", help="policy x rate x mix x deadline grid in one vmapped call")
+    _add_common(p)
+    p.add_argument("--policies", default=None,
+                   help="comma-separated policies (default: every baseline)")
+    p.add_argument("--rates", default=None,
+                   help="comma-separated rates, or LO:HI:N for a geometric grid "
+                        "(default: 1/30 .. 3x the scenario's on-time capacity, 16 points)")
+    p.add_argument("--mixes", default=None,
+                   help="semicolon-separated task mixes, each slash-separated (default: the "
+                        "scenario's)")
+    p.add_argument("--deadline-scales", default="1",
+                   help="comma-separated factors applied to every task deadline")
+    p.add_argument("--num-requests", type=_positive_int, default=4000)
+    p.add_argument("--seeds", type=_positive_int, default=4)
+    p.add_argument("--out", default=None, help="write table JSON and plot PNG with this stem")
+
+    p = sub.add_parser("bench", help="throughput numbers (SPEC §9) as JSON")
+    p.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
+    p.add_argument("--envs", type=_positive_int, default=4096)
+    p.add_argument("--steps", type=_positive_int, default=256)
+    p.add_argument("--out", default=None, help="also write the JSON here")
+    p.add_argument("--json", action="store_true", help="(always JSON; accepted for symmetry)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except InputError as err:
+        print(f"jaxserve: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("jaxserve: interrupted", file=sys.stderr)
+        return 130
+
+
+def _cmd_simulate(args) -> int:
+    from jaxserve.sim.runner import parse_workload, simulate
+    from jaxserve.sim.scenarios import get_scenario
+
+    scenario = get_scenario(args.scenario)
+    workload = parse_workload(args.workload, scenario.workload, args.rate)
+    policy = _resolve_policy(args.policy, scenario)
+    result = simulate(scenario, policy, workload, args.num_requests, args.seed, args.window_s,
+                      policy_name=args.policy)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_metrics(result))
+    return 0
+
+
+def _resolve_policy(name: str, scenario):
+    """A baseline name, or a checkpoint directory of a learned router."""
+    from pathlib import Path
+
+    if Path(name).is_dir():
+        from jaxserve.rl.policy import load_learned_policy  # noqa: PLC0415
+
+        return load_learned_policy(name, scenario)
+    return name
+
+
+SUMMARY_KEYS = ("performance", "normalized_performance", "peak", "fluid_upper_bound",
+                "fluid_upper_bound_normalized", "availability", "goodput", "num_arrived",
+                "num_on_time", "num_late", "num_dropped", "num_rejected", "latency_mean_s",
+                "latency_p50_s", "latency_p99_s", "time_above_96", "time_above_98")
+
+
+def format_metrics(result: dict) -> str:
+    """Human-readable table of one run's metrics."""
+    lines = [f"scenario {result['scenario']}  policy {result['policy']}  "
+             f"workload {result['workload']}  seed {result['seed']}"]
+    for key in SUMMARY_KEYS:
+        if key in result and result[key] is not None:
+            value = result[key]
+            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+            lines.append(f"  {key:<30} {text}")
+    mix = ", ".join(f"{name} {f:.3f}" for name, f in zip(
+        result["model_names"] + ["reject"], result["routing_fraction"], strict=False))
+    lines.append(f"  {'routing_fraction':<30} {mix}")
+    return "\n".join(lines)
+
+
+def _cmd_sweep(args) -> int:
+    from jaxserve.sim.sweep import run_sweep_cli
+
+    return run_sweep_cli(args)
+
+
+def _cmd_bench(args) -> int:
+    from jaxserve.bench import run_bench_cli
+
+    return run_bench_cli(args)
+
+
+_COMMANDS = {"simulate": _cmd_simulate, "sweep": _cmd_sweep, "bench": _cmd_bench}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Errors raised for bad user input (SPEC §8)."""
+
+
+class InputError(ValueError):
+    """Bad user input: the message names the field, the value and what was expected."""
