@@ -1,0 +1,114 @@
+"""`jaxserve bench`: throughput numbers (SPEC §9) measured in one run, printed as JSON.
+
+Timings live here and in experiments/, never in pass/fail tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve.policies.baselines import make_policy
+from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.rollout import counter_rollout
+from jaxserve.sim.scenarios import get_scenario
+from jaxserve.sim.workloads import WorkloadSpec, make_workload
+
+
+def _timed(fn, *args, repeats: int = 2) -> float:
+    """Best wall time of `repeats` calls after one warm-up (compilation) call."""
+    jax.block_until_ready(fn(*args))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_simulator(scenario_name: str, num_envs: int, num_steps: int, rate: float,
+                    policy_names=("static:2", "greedy")) -> dict:
+    """Router decisions/s of the JAX simulator, aggregated over vmapped environments."""
+    scenario = get_scenario(scenario_name)
+    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    params = scenario.sim_params()
+    wparams, generate = make_workload(WorkloadSpec(kind="poisson", rate=rate),
+                                      scenario.num_tasks, num_steps)
+    out = {}
+    for name in policy_names:
+        policy = make_policy(name, env, scenario)
+
+        def run(key, policy=policy):
+            keys = jax.random.split(key, num_envs)
+
+            def one(key):
+                key_workload, key_run = jax.random.split(key)
+                arrivals = generate(key_workload, wparams)
+                return counter_rollout(env, policy, key_run, params, arrivals)
+
+            return jax.vmap(one)(keys)
+
+        wall_s = _timed(jax.jit(run), jax.random.key(1))
+        out[name] = {"decisions_per_s": num_envs * num_steps / wall_s, "wall_s": wall_s}
+    return out
+
+
+def bench_reference(scenario_name: str, num_steps: int, rate: float, model: int = 2) -> dict:
+    """Decisions/s of the plain-Python reference simulator on the same scenario."""
+    from jaxserve.sim import reference
+
+    scenario = get_scenario(scenario_name)
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.exponential(1.0 / rate, num_steps))
+    tasks = rng.integers(0, scenario.num_tasks, num_steps)
+    actions = np.full(num_steps, model)
+    start = time.perf_counter()
+    reference.simulate(scenario.sim_config(), scenario.sim_params(), times, tasks, actions)
+    wall_s = time.perf_counter() - start
+    return {"decisions_per_s": num_steps / wall_s, "wall_s": wall_s}
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()]}
+
+
+def run_bench(quick: bool = False, num_envs: int = 4096, num_steps: int = 256) -> dict:
+    """Every benchmark section that exists so far."""
+    if quick:
+        num_envs, num_steps = 64, 32
+    scenario, rate = "opt-a100x4", 200.0
+    sim = bench_simulator(scenario, num_envs, num_steps, rate)
+    ref = bench_reference(scenario, 2000 if not quick else 200, rate)
+    result = {
+        "machine": machine(),
+        "simulator": {"scenario": scenario, "rate": rate, "num_envs": num_envs,
+                      "steps_per_env": num_steps, "policies": sim},
+        "reference": {"scenario": scenario, "rate": rate, **ref},
+        "speedup_vs_reference": {name: v["decisions_per_s"] / ref["decisions_per_s"]
+                                 for name, v in sim.items()},
+    }
+    return result
+
+
+def run_bench_cli(args) -> int:
+    result = run_bench(args.quick, args.envs, args.steps)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        from jaxserve.io_utils import write_text_atomic
+
+        write_text_atomic(args.out, text + "\n")
+    print(text)
+    return 0
+
+
+__all__ = ["run_bench", "bench_simulator", "bench_reference", "jnp"]

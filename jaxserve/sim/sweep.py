@@ -1,0 +1,173 @@
+"""Policy x rate x task-mix x deadline grids evaluated in ONE jitted, vmapped call."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve.errors import InputError
+from jaxserve.policies.baselines import baseline_names, make_policy
+from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.metrics import counter_metrics
+from jaxserve.sim.rollout import counter_rollout
+from jaxserve.sim.scenarios import Scenario
+from jaxserve.sim.workloads import WorkloadSpec, make_workload
+
+
+def make_switch_policy(policies: list):
+    """One policy whose behaviour is chosen by an integer leaf (vmappable over policies)."""
+
+    def policy(index, key, obs, state, params):
+        branches = [lambda op, p=p: p(*op).astype(jnp.int32) for p in policies]
+        return jax.lax.switch(index, branches, (key, obs, state, params))
+
+    return policy
+
+
+def default_rates(scenario: Scenario, num: int = 16) -> np.ndarray:
+    """Geometric grid from 1/30 to 3x the scenario's total on-time capacity."""
+    total = float(scenario.capacity_per_model().sum())
+    largest = float(scenario.capacity_per_model()[-1])
+    return np.geomspace(largest / 30.0, 3.0 * max(total, largest), num)
+
+
+def run_sweep(scenario: Scenario, policy_names: list[str], rates, mixes=None,
+              deadline_scales=(1.0,), num_requests: int = 4000, seeds: int = 4,
+              policies: list | None = None) -> dict:
+    """Evaluate every grid point (policy, rate, mix, deadline scale, seed) in one call.
+
+    Returns per-point aggregate metrics averaged over seeds, with the grid axes.
+    """
+    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    if policies is None:
+        policies = [make_policy(name, env, scenario) for name in policy_names]
+    mixes = [tuple(scenario.task_mix())] if mixes is None else [tuple(m) for m in mixes]
+    for m in mixes:
+        if len(m) != scenario.num_tasks or abs(sum(m) - 1) > 1e-6 or min(m) < 0:
+            raise InputError(f"--mixes {m}: expected {scenario.num_tasks} non-negative "
+                             "probabilities summing to 1")
+    base = scenario.sim_params()
+    wparams, generate = make_workload(WorkloadSpec(kind="poisson"), scenario.num_tasks,
+                                      num_requests)
+    switch = make_switch_policy(policies)
+
+    def run_one(policy_index, rate, mix, deadline_scale, key):
+        key_workload, key_run = jax.random.split(key)
+        wp = wparams.replace(rate=rate, mix_probs=mix[None, :])
+        arrivals = generate(key_workload, wp)
+        params = base.replace(deadline_s=base.deadline_s * deadline_scale)
+        policy = lambda *a: switch(policy_index, *a)
+        return counter_metrics(counter_rollout(env, policy, key_run, params, arrivals))
+
+    axes = (range(len(policies)), np.asarray(rates, np.float32), range(len(mixes)),
+            np.asarray(deadline_scales, np.float32), range(seeds))
+    grid = list(itertools.product(*axes))
+    cols = list(zip(*grid, strict=True))
+    keys = jax.random.split(jax.random.key(0), seeds)
+    args = (jnp.asarray(cols[0], jnp.int32), jnp.asarray(cols[1]),
+            jnp.asarray(np.asarray(mixes, np.float32)[list(cols[2])]), jnp.asarray(cols[3]),
+            keys[jnp.asarray(cols[4])])
+    start = time.perf_counter()
+    metrics = jax.block_until_ready(jax.jit(jax.vmap(run_one))(*args))
+    wall_s = time.perf_counter() - start
+    shape = (len(policies), len(rates), len(mixes), len(deadline_scales), seeds)
+    out = {k: np.asarray(v).reshape(shape + np.shape(v)[1:]).mean(axis=4)
+           for k, v in metrics.items()}
+    return {"policies": list(policy_names), "rates": [float(r) for r in rates],
+            "mixes": [list(m) for m in mixes], "deadline_scales": list(deadline_scales),
+            "seeds": seeds, "num_requests": num_requests, "wall_s": wall_s,
+            "decisions": len(grid) * num_requests, **{k: v.tolist() for k, v in out.items()}}
+
+
+def fluid_curve(scenario: Scenario, rates, mix=None) -> list[float]:
+    """Fluid LP bound, normalised by peak, at each rate."""
+    from jaxserve.policies.lp import fluid_upper_bound
+
+    peak = scenario.peak_quality(mix)
+    return [fluid_upper_bound(scenario, float(r), mix)[0] / peak for r in rates]
+
+
+def _parse_rates(text: str | None, scenario: Scenario) -> np.ndarray:
+    if not text:
+        return default_rates(scenario)
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            rates = np.geomspace(float(lo), float(hi), int(n))
+        else:
+            rates = np.asarray([float(r) for r in text.split(",")])
+    except ValueError:
+        raise InputError(f"--rates {text!r}: expected R1,R2,... or LO:HI:N") from None
+    if rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+        raise InputError(f"--rates {text!r}: expected positive finite rates")
+    return rates
+
+
+def _parse_floats(flag: str, text: str, sep: str = ",") -> list[float]:
+    try:
+        values = [float(v) for v in text.split(sep)]
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected numbers separated by {sep!r}") from None
+    if not all(np.isfinite(values)) or min(values) <= 0 and flag == "--deadline-scales":
+        raise InputError(f"{flag} {text!r}: expected positive finite numbers")
+    return values
+
+
+def run_sweep_cli(args) -> int:
+    """`jaxserve sweep`: table (and optional JSON + plot) of the grid."""
+    import json
+
+    from jaxserve.cli import _resolve_policy
+    from jaxserve.sim.scenarios import get_scenario
+
+    scenario = get_scenario(args.scenario)
+    names = (args.policies.split(",") if args.policies
+             else baseline_names(scenario.num_models))
+    rates = _parse_rates(args.rates, scenario)
+    mixes = None
+    if args.mixes:
+        mixes = [_parse_floats("--mixes", m, "/") for m in args.mixes.split(";")]
+    scales = _parse_floats("--deadline-scales", args.deadline_scales)
+    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    policies = [_as_policy(_resolve_policy(n, scenario), env, scenario) for n in names]
+    result = run_sweep(scenario, names, rates, mixes, scales, args.num_requests, args.seeds,
+                       policies)
+    result["fluid_upper_bound_normalized"] = fluid_curve(scenario, rates, mixes[0] if mixes
+                                                         else None)
+    result["scenario"] = scenario.name
+    if args.out:
+        from jaxserve.io_utils import write_json_atomic
+        from jaxserve.plots import plot_sweep
+
+        write_json_atomic(f"{args.out}.json", result)
+        plot_sweep(result, f"{args.out}.png")
+    print(json.dumps(result) if args.json else format_sweep(result))
+    return 0
+
+
+def _as_policy(resolved, env, scenario):
+    return make_policy(resolved, env, scenario) if isinstance(resolved, str) else resolved
+
+
+def format_sweep(result: dict) -> str:
+    """Normalised performance (and availability) per policy and rate, first mix and deadline."""
+    rates = result["rates"]
+    head = f"{'policy':<14}" + "".join(f"{r:>8.0f}" for r in rates)
+    lines = [f"normalised performance (availability below), scenario {result['scenario']}, "
+             f"{result['seeds']} seeds x {result['num_requests']} requests; rates in req/s",
+             head]
+    for p, name in enumerate(result["policies"]):
+        perf = [result["normalized_performance"][p][r][0][0] for r in range(len(rates))]
+        avail = [result["availability"][p][r][0][0] for r in range(len(rates))]
+        lines.append(f"{name:<14}" + "".join(f"{v:>8.3f}" for v in perf))
+        lines.append(f"{'':<14}" + "".join(f"{v:>8.3f}" for v in avail))
+    bound = result.get("fluid_upper_bound_normalized")
+    if bound:
+        lines.append(f"{'fluid bound':<14}" + "".join(f"{v:>8.3f}" for v in bound))
+    lines.append(f"({result['decisions']} decisions in {result['wall_s']:.1f} s, one call)")
+    return "\n".join(lines)
