@@ -119,41 +119,49 @@ class ServingEnv:
 
     # ------------------------------------------------------------- admission
     def _admit(self, state: EnvState, action, params: SimParams, records: Records):
-        """Reject (action or full queue) or put the current request in a free slot of `action`."""
+        """Reject (action or full queue) or put the current request in a free slot of `action`.
+
+        Lookups by model and task are one-hot dot products: on CPU, a vmapped gather or
+        scatter of a few elements costs far more than a short masked sum.
+        """
         cfg = self.config
         i = state.step
         task = state.arrivals.task[jnp.minimum(i, state.arrivals.task.shape[0] - 1)]
-        model = jnp.clip(action, 0, cfg.num_models - 1)
-        reject_action = action >= cfg.num_models
-        rejected = reject_action | (state.queue_len[model] >= jnp.asarray(self._capacity)[model])
+        on_task = jax.nn.one_hot(task, cfg.num_tasks, dtype=jnp.float32)  # (T,)
+        on_model = self._models == action  # (K,); all False for the reject action
+        pick = lambda row: jnp.sum(jnp.where(on_model, row, 0))
+        rejected = ~jnp.any(on_model) | (pick(state.queue_len) >= pick(self._capacity))
         free = (state.slot_replica == FREE) & self._slot_mask  # (K, S)
-        first_free = _first_true(free)[model]
-        slot = (self._models[:, None] == model) & (jnp.arange(cfg.pad_slots) == first_free) & (
+        slot = on_model[:, None] & (jnp.arange(cfg.pad_slots) == _first_true(free)[:, None]) & (
             ~rejected)  # (K, S)
         put = lambda old, new: jnp.where(slot, new, old)
+        quality = on_task @ params.quality  # (K,) quality of this task on each model
+        deadline_s, grace_s = on_task @ params.deadline_s, on_task @ params.grace_s
         c = state.counters
         penalty = -params.miss_penalty.astype(jnp.float32)
         counters = c.replace(
             num_arrived=c.num_arrived + 1,
-            num_outcome=c.num_outcome.at[REJECTED].add(rejected.astype(jnp.int32)),
+            num_outcome=c.num_outcome + rejected * _unit(4, REJECTED),
             sum_utility=c.sum_utility + jnp.where(rejected, penalty, 0.0),
-            sum_peak=c.sum_peak + jnp.max(params.quality[task]),
-            num_routed=c.num_routed.at[jnp.clip(action, 0, cfg.num_actions - 1)].add(1),
+            sum_peak=c.sum_peak + jnp.max(quality),
+            num_routed=c.num_routed + (jnp.arange(cfg.num_actions) == jnp.minimum(
+                action, cfg.num_actions - 1)),
         )
         state = state.replace(
             slot_replica=put(state.slot_replica, WAITING),
-            slot_pos=put(state.slot_pos, state.queue_len[model]),
+            slot_pos=put(state.slot_pos, state.queue_len[:, None]),
             slot_arrival_s=put(state.slot_arrival_s, state.now_s),
-            slot_deadline_s=put(state.slot_deadline_s, state.now_s + params.deadline_s[task]),
-            slot_quality=put(state.slot_quality, params.quality[task, model]),
-            slot_grace_s=put(state.slot_grace_s, params.grace_s[task]),
+            slot_deadline_s=put(state.slot_deadline_s, state.now_s + deadline_s),
+            slot_quality=put(state.slot_quality, quality[:, None]),
+            slot_grace_s=put(state.slot_grace_s, grace_s),
             slot_decision=put(state.slot_decision, i),
-            queue_len=state.queue_len + jnp.any(slot, axis=1).astype(jnp.int32),
+            queue_len=state.queue_len + jnp.any(slot, axis=1),
             counters=counters,
         )
+        model = jnp.where(jnp.any(on_model), action, -1)
         records = self._append(
             records, rejected[None], i[None], jnp.full((1,), penalty), jnp.full((1,), REJECTED),
-            jnp.where(reject_action, -1, model)[None], jnp.zeros((1,)))
+            model[None], jnp.zeros((1,)))
         return state, records, jnp.where(rejected, penalty, 0.0)
 
     # --------------------------------------------------------------- advance
@@ -218,8 +226,8 @@ class ServingEnv:
         gained = jnp.sum(jnp.where(done, state.slot_utility, 0.0))
         num_done, num_on_time = jnp.sum(done), jnp.sum(done & state.slot_on_time)
         counters = c.replace(
-            num_outcome=c.num_outcome.at[ON_TIME].add(num_on_time).at[LATE].add(
-                num_done - num_on_time),
+            num_outcome=c.num_outcome + num_on_time * _unit(4, ON_TIME) + (
+                num_done - num_on_time) * _unit(4, LATE),
             sum_utility=c.sum_utility + gained,
             sum_latency_s=c.sum_latency_s + jnp.sum(jnp.where(done, state.slot_latency_s, 0.0)),
         )
@@ -236,7 +244,10 @@ class ServingEnv:
         if cfg.drop_expired:
             lat1 = params.latency_s[:, :1]
             dropped = waiting & start[:, None] & (t_s[:, None] + lat1 > state.slot_deadline_s)
-            pos = pos - _drops_ahead(pos, dropped)
+            if cfg.fifo_deadlines:  # the dropped are exactly the oldest requests
+                pos = pos - jnp.sum(dropped, axis=1, keepdims=True)
+            else:
+                pos = pos - _drops_ahead(pos, dropped)
         else:
             dropped = jnp.zeros_like(waiting)
         keep = waiting & ~dropped
@@ -253,7 +264,7 @@ class ServingEnv:
         c = state.counters
         state = state.replace(
             slot_replica=jnp.where(dropped, FREE, state.slot_replica), slot_pos=pos,
-            counters=c.replace(num_outcome=c.num_outcome.at[DROPPED].add(num_dropped),
+            counters=c.replace(num_outcome=c.num_outcome + num_dropped * _unit(4, DROPPED),
                                sum_utility=c.sum_utility + penalty * num_dropped))
         state = self._load_batch(key, state, params, t_s, size, keep & (pos < size[:, None]))
         state = state.replace(
@@ -272,6 +283,10 @@ class ServingEnv:
         if self.config.batching == "max":
             return limit
         finish_s = t_s[:, None] + params.latency_s  # (K, B)
+        if self.config.fifo_deadlines:  # the oldest kept request has the earliest deadline
+            earliest = jnp.min(jnp.where(keep, state.slot_deadline_s, _INF), axis=1)
+            fits = jnp.sum(finish_s <= earliest[:, None], axis=1)
+            return jnp.clip(fits, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
         tolerated = jnp.sum(finish_s[:, None, :] <= state.slot_deadline_s[:, :, None], axis=2)
         bound = jnp.min(jnp.where(keep, jnp.maximum(pos, tolerated), cfg_big(self)), axis=1)
         return jnp.clip(bound, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
@@ -367,6 +382,11 @@ class ServingEnv:
                                                                      state.now_s), _INF), axis=1)
         wait = jnp.maximum(earliest - state.now_s, 0.0) / params.deadline_s[task]
         return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate])
+
+
+def _unit(size: int, index: int) -> np.ndarray:
+    """Unit vector e_index (int32), for adding to counters without a scatter."""
+    return (np.arange(size) == index).astype(np.int32)
 
 
 def _first_true(mask: jax.Array) -> jax.Array:

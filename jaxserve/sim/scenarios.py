@@ -155,6 +155,8 @@ class Scenario:
             drop_expired=bool(self.drop_expired),
             allow_reject=self.allow_reject,
             obs_mode=self.obs_mode,
+            service_noise=self.noise_sigma > 0,
+            fifo_deadlines=len(set(self.deadline_s)) == 1,
         )
 
     def sim_params(self) -> SimParams:

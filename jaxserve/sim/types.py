@@ -36,6 +36,9 @@ class SimConfig:
     obs_mode: str = "full"  # "full" | "paper" (SPEC §3.6)
     emit_records: bool = True  # per-step resolved-request records (SPEC §3.7)
     service_noise: bool = False  # draw log-normal service noise (params.noise_sigma) per batch
+    # All tasks share one deadline, so FIFO order is deadline order and expired requests are
+    # always a prefix of the queue: a cheaper drop and batch-size rule (same results).
+    fifo_deadlines: bool = False
 
     @property
     def num_models(self) -> int:
