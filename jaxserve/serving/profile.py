@@ -1,0 +1,212 @@
+"""Measure a Flax OPT model's batch-latency profile on this device (SPEC §6 cpu-demo, §7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve.errors import InputError
+from jaxserve.models.opt.config import OPTConfig, get_preset
+from jaxserve.models.opt.generate import Sampling, generate_padded
+from jaxserve.models.opt.model import forward_jit, init_params
+
+PROFILE_SEED = 0
+
+
+def timed_runs(fn: Callable[[], Any], repeats: int, warmup: int) -> np.ndarray:
+    """Wall seconds (repeats,) of fn() after warmup untimed calls; waits for device results."""
+    for _ in range(warmup):
+        jax.block_until_ready(fn())
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        seconds.append(time.perf_counter() - start)
+    return np.asarray(seconds)
+
+
+def make_batch_call(
+    config: OPTConfig, params: Any, batch: int, prompt_tokens: int, gen_tokens: int
+) -> Callable[[], Any]:
+    """A call serving one batch: a forward pass (gen_tokens == 0) or greedy generation."""
+    rng = np.random.default_rng(PROFILE_SEED)
+    tokens = jnp.asarray(rng.integers(3, config.vocab_size, (batch, prompt_tokens)), jnp.int32)
+    mask = jnp.ones_like(tokens)
+    if gen_tokens == 0:
+        return lambda: forward_jit(params, config, tokens, mask)
+    temperature = jnp.float32(1.0)  # unused by greedy decoding
+    # A fresh key per call: greedy decoding ignores it, and reusing one trips key-reuse checks.
+    return lambda: generate_padded(
+        params,
+        tokens,
+        mask,
+        jax.random.key(PROFILE_SEED),
+        temperature,
+        config=config,
+        max_new_tokens=gen_tokens,
+        sampling=Sampling(),
+    )
+
+
+def check_profile_args(
+    config: OPTConfig,
+    prompt_tokens: int,
+    gen_tokens: int,
+    batch_sizes: Sequence[int],
+    repeats: int,
+    warmup: int,
+) -> None:
+    """InputError naming the first bad profiling argument."""
+    checks = [
+        ("prompt_tokens", prompt_tokens, prompt_tokens >= 1, "an int >= 1"),
+        ("gen_tokens", gen_tokens, gen_tokens >= 0, "an int >= 0"),
+        ("repeats", repeats, repeats >= 1, "an int >= 1"),
+        ("warmup", warmup, warmup >= 0, "an int >= 0"),
+        (
+            "batch_sizes",
+            list(batch_sizes),
+            len(batch_sizes) > 0 and all(b >= 1 for b in batch_sizes),
+            "positive ints",
+        ),
+        (
+            "prompt_tokens + gen_tokens",
+            prompt_tokens + gen_tokens,
+            prompt_tokens + gen_tokens <= config.max_positions,
+            f"<= max_positions {config.max_positions}",
+        ),
+    ]
+    for field, value, ok, expected in checks:
+        if not ok:
+            raise InputError(f"profile {field}={value!r}: expected {expected}")
+
+
+def profile_model(
+    opt_config: OPTConfig,
+    params: Any,
+    prompt_tokens: int,
+    gen_tokens: int,
+    batch_sizes: Sequence[int],
+    repeats: int = 5,
+    warmup: int = 1,
+) -> dict:
+    """Median and p10/p90 seconds to serve one batch of each size (prompt + gen_tokens greedy)."""
+    check_profile_args(opt_config, prompt_tokens, gen_tokens, batch_sizes, repeats, warmup)
+    latency, p10, p90, first_call = [], [], [], []
+    for batch in batch_sizes:
+        call = make_batch_call(opt_config, params, batch, prompt_tokens, gen_tokens)
+        start = time.perf_counter()
+        jax.block_until_ready(call())  # compiles; reported, never mixed into the timings
+        first_call.append(time.perf_counter() - start)
+        seconds = timed_runs(call, repeats, max(warmup - 1, 0))
+        latency.append(float(np.median(seconds)))
+        p10.append(float(np.percentile(seconds, 10)))
+        p90.append(float(np.percentile(seconds, 90)))
+    return {
+        "model": opt_config.name,
+        "dtype": opt_config.dtype,
+        "prompt_tokens": prompt_tokens,
+        "gen_tokens": gen_tokens,
+        "batch_sizes": [int(b) for b in batch_sizes],
+        "repeats": repeats,
+        "warmup": warmup,
+        "latency_s": latency,
+        "p10_s": p10,
+        "p90_s": p90,
+        "first_call_s": first_call,
+    }
+
+
+def describe_machine() -> dict:
+    """Device and host description stored next to measured latencies."""
+    device = jax.devices()[0]
+    return {
+        "device": f"{device.platform}:{device.device_kind}",
+        "num_devices": jax.device_count(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+    }
+
+
+def write_profile(path: str | pathlib.Path, profile: dict, model: str | None = None) -> dict:
+    """Write profile plus device/machine description as JSON, atomically; return the record."""
+    machine = describe_machine()
+    record = {
+        "model": model or profile["model"],
+        "device": machine["device"],
+        "machine": machine,
+        **{k: v for k, v in profile.items() if k != "model"},
+    }
+    target = pathlib.Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return record
+
+
+def load_model(name_or_path: str, dtype: str = "float32") -> tuple[OPTConfig, Any]:
+    """A preset with random weights, an HF directory, or a jaxserve OPT checkpoint."""
+    from jaxserve.models.opt.checkpoint import CONFIG_FILE, load_opt_checkpoint
+    from jaxserve.models.opt.hf import load_hf_model
+
+    path = pathlib.Path(name_or_path)
+    if path.is_dir() and (path / CONFIG_FILE).is_file():
+        config, params = load_opt_checkpoint(path)
+        if config.dtype != dtype:
+            raise InputError(f"dtype={dtype!r}: checkpoint {name_or_path!r} holds {config.dtype}")
+        return config, params
+    if path.is_dir():
+        return load_hf_model(path, dtype=dtype)
+    config = get_preset(name_or_path, dtype)
+    return config, init_params(config, jax.random.key(PROFILE_SEED))
+
+
+def _int_list(value: Any, field: str) -> list[int]:
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise InputError(f"{field}={value!r}: expected comma-separated ints") from None
+
+
+def main_profile(args: Any) -> dict:
+    """CLI body for `jaxserve profile`: args.model, prompt_tokens, gen_tokens, batch_sizes,
+    repeats, out, dtype (warmup optional). Returns the record; writes it when args.out."""
+    config, params = load_model(args.model, getattr(args, "dtype", None) or "float32")
+    profile = profile_model(
+        config,
+        params,
+        int(args.prompt_tokens),
+        int(args.gen_tokens),
+        _int_list(args.batch_sizes, "batch_sizes"),
+        int(args.repeats),
+        int(getattr(args, "warmup", 1)),
+    )
+    if getattr(args, "out", None):
+        return write_profile(args.out, profile, model=str(args.model))
+    return {
+        "model": str(args.model),
+        "device": describe_machine()["device"],
+        "machine": describe_machine(),
+        **{k: v for k, v in profile.items() if k != "model"},
+    }
