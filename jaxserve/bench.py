@@ -82,26 +82,43 @@ def machine() -> dict:
             "devices": [str(d) for d in jax.devices()]}
 
 
-def run_bench(quick: bool = False, num_envs: int = 4096, num_steps: int = 256) -> dict:
-    """Every benchmark section that exists so far."""
+def run_bench(quick: bool = False, num_envs: int = 4096, num_steps: int = 256,
+              sections=("sim",)) -> dict:
+    """The requested benchmark sections (`sim`, `opt`), measured in one run."""
     if quick:
         num_envs, num_steps = 64, 32
+    result = {"machine": machine()}
+    if "sim" in sections:
+        result.update(_bench_sim_section(num_envs, num_steps, quick))
+    if "opt" in sections:
+        from jaxserve.models.opt.bench import bench_opt
+
+        result["opt"] = bench_opt(quick)
+    return result
+
+
+def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
     scenario, rate = "opt-a100x4", 200.0
     sim = bench_simulator(scenario, num_envs, num_steps, rate)
     ref = bench_reference(scenario, 2000 if not quick else 200, rate)
-    result = {
-        "machine": machine(),
+    return {
         "simulator": {"scenario": scenario, "rate": rate, "num_envs": num_envs,
                       "steps_per_env": num_steps, "policies": sim},
         "reference": {"scenario": scenario, "rate": rate, **ref},
         "speedup_vs_reference": {name: v["decisions_per_s"] / ref["decisions_per_s"]
                                  for name, v in sim.items()},
     }
-    return result
 
 
 def run_bench_cli(args) -> int:
-    result = run_bench(args.quick, args.envs, args.steps)
+    sections = ("sim", "opt") if args.sections == "all" else tuple(args.sections.split(","))
+    unknown = set(sections) - {"sim", "opt"}
+    if unknown:
+        from jaxserve.errors import InputError
+
+        raise InputError(f"--sections {args.sections!r}: unknown {sorted(unknown)}; expected "
+                         "sim, opt or all")
+    result = run_bench(args.quick, args.envs, args.steps, sections)
     text = json.dumps(result, indent=1)
     if args.out:
         from jaxserve.io_utils import write_text_atomic

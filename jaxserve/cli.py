@@ -82,11 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive_int, default=4)
     p.add_argument("--out", default=None, help="write table JSON and plot PNG with this stem")
 
+    p = sub.add_parser("profile", help="measure a Flax OPT model's batch-latency profile")
+    p.add_argument("--model", required=True,
+                   help="OPT preset (opt-125m, tiny, ...; random weights), HF directory, or "
+                        "jaxserve OPT checkpoint")
+    p.add_argument("--prompt-tokens", type=_positive_int, default=128)
+    p.add_argument("--gen-tokens", type=int, default=0,
+                   help="generated tokens per request (0 = prompt scoring only)")
+    p.add_argument("--batch-sizes", default="1,2,4,8")
+    p.add_argument("--repeats", type=_positive_int, default=5)
+    p.add_argument("--warmup", type=_positive_int, default=1)
+    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    p.add_argument("--out", default=None, help="write the profile JSON (scenario format) here")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("bench", help="throughput numbers (SPEC §9) as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     p.add_argument("--envs", type=_positive_int, default=4096)
     p.add_argument("--steps", type=_positive_int, default=256)
     p.add_argument("--out", default=None, help="also write the JSON here")
+    p.add_argument("--sections", default="sim",
+                   help="comma-separated sections: sim (simulator + reference), opt (Flax OPT "
+                        "vs PyTorch), or all")
     p.add_argument("--json", action="store_true", help="(always JSON; accepted for symmetry)")
     return parser
 
@@ -157,13 +174,26 @@ def _cmd_sweep(args) -> int:
     return run_sweep_cli(args)
 
 
+def _cmd_profile(args) -> int:
+    from jaxserve.serving.profile import main_profile
+
+    result = main_profile(args)
+    if args.json or not args.out:
+        print(json.dumps(result))
+    else:
+        print(f"profile of {args.model} written to {args.out}: latency_s = "
+              + ", ".join(f"{x:.4f}" for x in result["latency_s"]))
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from jaxserve.bench import run_bench_cli
 
     return run_bench_cli(args)
 
 
-_COMMANDS = {"simulate": _cmd_simulate, "sweep": _cmd_sweep, "bench": _cmd_bench}
+_COMMANDS = {"simulate": _cmd_simulate, "sweep": _cmd_sweep, "profile": _cmd_profile,
+             "bench": _cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,8 @@ Semantics are pinned down in docs/simulator.md; the plain-Python oracle is sim/r
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +47,12 @@ class ServingEnv:
         self._sizes = np.arange(1, config.pad_batch + 1, dtype=np.int32)  # (B,) batch sizes
         self._models = np.arange(k, dtype=np.int32)
 
+    def __hash__(self):  # equal configs share compiled code (env is a static jit argument)
+        return hash(self.config)
+
+    def __eq__(self, other):
+        return isinstance(other, ServingEnv) and other.config == self.config
+
     @property
     def num_actions(self) -> int:
         return self.config.num_actions
@@ -82,7 +90,6 @@ class ServingEnv:
             slot_arrival_s=zeros, slot_deadline_s=zeros, slot_quality=zeros,
             slot_grace_s=jnp.ones((k, s), jnp.float32),
             slot_decision=jnp.zeros((k, s), jnp.int32),
-            slot_utility=zeros, slot_on_time=jnp.zeros((k, s), bool), slot_latency_s=zeros,
             free_s=jnp.zeros((k, r), jnp.float32),
             batch_size=jnp.zeros((k, r), jnp.int32),
             counters=counters,
@@ -103,7 +110,8 @@ class ServingEnv:
 
         records = self._empty_records()
         new_state, records, reward = self._admit(state, action, params, records)
-        new_state, records, reward = self._advance(key, new_state, params, t_next, records, reward)
+        new_state, records, reward, iterations = self._advance(key, new_state, params, t_next,
+                                                               records, reward)
         new_state = self._next_arrival(new_state, params, t_next, gap_s, has_next)
 
         # A step after the episode's end changes nothing (padded traces, finished lanes).
@@ -111,7 +119,7 @@ class ServingEnv:
                                  new_state.replace(arrivals=None), state.replace(arrivals=None))
         new_state = new_state.replace(arrivals=arrivals, step=i + active.astype(jnp.int32))
         reward = jnp.where(active, reward, 0.0)
-        info = {"active": active}
+        info = {"active": active, "event_iterations": iterations}
         if self.config.emit_records:
             info["records"] = records.replace(mask=records.mask & active)
         done = ~has_next | ~active
@@ -170,34 +178,46 @@ class ServingEnv:
 
         One loop iteration handles, per model, its next event: a completion, then (at the
         same instant, as the separate-event order would) a batch start if one is due.
+        Only the fields that events change travel in the loop carry: under vmap a batched
+        while_loop re-selects its whole carry at every iteration, so a lean carry is fast.
         """
-        t_cur = jnp.full((self.config.num_models,), state.now_s)
+        fixed = state
+
+        def unpack(carry) -> EnvState:
+            slot_replica, slot_pos, queue_len, free_s, batch_size, counters = carry
+            return fixed.replace(slot_replica=slot_replica, slot_pos=slot_pos,
+                                 queue_len=queue_len, free_s=free_s, batch_size=batch_size,
+                                 counters=counters)
+
+        def pack(state: EnvState):
+            return (state.slot_replica, state.slot_pos, state.queue_len, state.free_s,
+                    state.batch_size, state.counters)
 
         def cond(carry):
-            state, t_cur, *_ = carry
-            t_complete, t_start = self._event_times(state, params, t_cur)
+            fields, t_cur, *_ = carry
+            t_complete, t_start = self._event_times(unpack(fields), params, t_cur)
             return jnp.any(jnp.minimum(t_complete, t_start) <= t_next)
 
         def body(carry):
-            state, t_cur, records, reward, it = carry
+            fields, t_cur, records, reward, it = carry
+            state = unpack(fields)
             t_complete, t_start = self._event_times(state, params, t_cur)
             t_event = jnp.minimum(t_complete, t_start)
             happens = t_event <= t_next  # (K,)
             complete = happens & (t_complete <= t_start)  # ties: completion first
-            state, records, reward = self._complete(state, complete, records, reward)
+            state, records, reward = self._complete(params, state, complete, t_event, records,
+                                                    reward)
             _, t_start = self._event_times(state, params, t_event)
             start = happens & (t_start <= t_event)
             key_it = jax.random.fold_in(key, it)
             state, records, reward = self._start(key_it, state, params, start, t_event,
                                                  records, reward)
-            return state, jnp.where(happens, t_event, t_cur), records, reward, it + 1
+            return pack(state), jnp.where(happens, t_event, t_cur), records, reward, it + 1
 
-        # The workload arrays stay out of the loop carry: under vmap a batched while_loop
-        # selects over its whole carry at every iteration.
-        arrivals = state.arrivals
-        carry = (state.replace(arrivals=None), t_cur, records, reward, jnp.int32(0))
-        state, _, records, reward, _ = jax.lax.while_loop(cond, body, carry)
-        return state.replace(arrivals=arrivals), records, reward
+        t_cur = jnp.full((self.config.num_models,), state.now_s)
+        carry = (pack(state), t_cur, records, reward, jnp.int32(0))
+        fields, _, records, reward, iterations = jax.lax.while_loop(cond, body, carry)
+        return unpack(fields), records, reward, iterations
 
     def _event_times(self, state: EnvState, params: SimParams, t_cur):
         """Per model (K,): next completion time and next possible batch-start time."""
@@ -211,25 +231,28 @@ class ServingEnv:
         can_start = any_idle & (state.queue_len > 0)
         return t_complete, jnp.where(can_start, jnp.maximum(t_cur, ready_s), _INF)
 
-    def _complete(self, state: EnvState, complete, records: Records, reward):
-        """Finish the earliest-completing batch of each model flagged in `complete` (K,)."""
+    def _complete(self, params: SimParams, state: EnvState, complete, t_s, records, reward):
+        """Finish, at t_s (K,), the earliest-completing batch of each model in `complete`."""
         busy_free_s = jnp.where(state.batch_size > 0, state.free_s, _INF)
         replica = _first_true(busy_free_s == jnp.min(busy_free_s, axis=1, keepdims=True))
         done = complete[:, None] & (state.slot_replica == replica[:, None])  # (K, S)
         pick = complete[:, None] & (jnp.arange(self.config.pad_replicas) == replica[:, None])
+        lateness = t_s[:, None] - state.slot_deadline_s
+        utility = self._utility(params, state.slot_quality, state.slot_grace_s, lateness)
+        on_time = lateness <= 0
+        latency = t_s[:, None] - state.slot_arrival_s
         records = self._append(
-            records, done.ravel(), state.slot_decision.ravel(), state.slot_utility.ravel(),
-            jnp.where(state.slot_on_time, ON_TIME, LATE).ravel(),
-            jnp.broadcast_to(self._models[:, None], done.shape).ravel(),
-            state.slot_latency_s.ravel())
+            records, done.ravel(), state.slot_decision.ravel(), utility.ravel(),
+            jnp.where(on_time, ON_TIME, LATE).ravel(),
+            jnp.broadcast_to(self._models[:, None], done.shape).ravel(), latency.ravel())
         c = state.counters
-        gained = jnp.sum(jnp.where(done, state.slot_utility, 0.0))
-        num_done, num_on_time = jnp.sum(done), jnp.sum(done & state.slot_on_time)
+        gained = jnp.sum(jnp.where(done, utility, 0.0))
+        num_done, num_on_time = jnp.sum(done), jnp.sum(done & on_time)
         counters = c.replace(
             num_outcome=c.num_outcome + num_on_time * _unit(4, ON_TIME) + (
                 num_done - num_on_time) * _unit(4, LATE),
             sum_utility=c.sum_utility + gained,
-            sum_latency_s=c.sum_latency_s + jnp.sum(jnp.where(done, state.slot_latency_s, 0.0)),
+            sum_latency_s=c.sum_latency_s + jnp.sum(jnp.where(done, latency, 0.0)),
         )
         state = state.replace(
             slot_replica=jnp.where(done, FREE, state.slot_replica),
@@ -298,19 +321,13 @@ class ServingEnv:
         if cfg.service_noise:
             base_s = base_s * jnp.exp(params.noise_sigma * jax.random.normal(
                 key, (cfg.num_models,)))
-        done_s = (t_s + base_s)[:, None]  # (K, 1)
-        lateness = done_s - state.slot_deadline_s
-        utility = self._utility(params, state.slot_quality, state.slot_grace_s, lateness)
+        done_s = t_s + base_s  # (K,)
         idle = (state.batch_size == 0) & self._replica_mask
         replica = _first_true(idle)
         pick = (jnp.arange(cfg.pad_replicas) == replica[:, None]) & (size > 0)[:, None]
         return state.replace(
             slot_replica=jnp.where(member, replica[:, None], state.slot_replica),
-            slot_utility=jnp.where(member, utility, state.slot_utility),
-            slot_on_time=jnp.where(member, lateness <= 0, state.slot_on_time),
-            slot_latency_s=jnp.where(member, done_s - state.slot_arrival_s,
-                                     state.slot_latency_s),
-            free_s=jnp.where(pick, done_s, state.free_s),
+            free_s=jnp.where(pick, done_s[:, None], state.free_s),
             batch_size=jnp.where(pick, size[:, None], state.batch_size),
         )
 
@@ -421,14 +438,18 @@ def in_system(state: EnvState) -> jax.Array:
 
 def run_actions(env: ServingEnv, params: SimParams, arrivals: Arrivals, actions, key=None):
     """Replay a fixed action sequence; per-decision outcome ledger as numpy arrays (tests, CLI)."""
-    from jaxserve.sim.rollout import ledger_rollout
-
     if key is None:
         key = jax.random.key(0)
-    actions = jnp.asarray(actions, jnp.int32)
-    policy = lambda key, obs, state, params: actions[jnp.minimum(state.step, actions.shape[0] - 1)]
-    result = ledger_rollout(env, policy, key, params, arrivals)
+    result = _replay(env, params, arrivals, jnp.asarray(actions, jnp.int32), key)
     return jax.tree.map(np.asarray, result)
+
+
+@functools.partial(jax.jit, static_argnames="env")
+def _replay(env: ServingEnv, params, arrivals, actions, key):
+    from jaxserve.sim.rollout import ledger_rollout
+
+    policy = lambda key, obs, state, params: actions[jnp.minimum(state.step, actions.shape[0] - 1)]
+    return ledger_rollout(env, policy, key, params, arrivals)
 
 
 __all__ = ["ServingEnv", "in_system", "run_actions", "types"]

@@ -146,10 +146,9 @@ class EnvState:
     slot_quality: jax.Array  # (K, S) quality[task, k], looked up once at admission
     slot_grace_s: jax.Array  # (K, S) soft-deadline grace of the task
     slot_decision: jax.Array  # (K, S) int32 decision index
-    slot_utility: jax.Array  # (K, S) fixed at batch start
-    slot_on_time: jax.Array  # (K, S) bool, fixed at batch start
-    slot_latency_s: jax.Array  # (K, S) completion - arrival, fixed at batch start
-    # Replicas: a busy replica serves one batch that completes at free_s.
+    # Replicas: a busy replica serves one batch that completes at free_s. A request's
+    # outcome is a function of its fixed fields and that completion time, so it is computed
+    # when the batch completes rather than stored.
     free_s: jax.Array  # (K, R) completion time if busy, else when it became idle
     batch_size: jax.Array  # (K, R) int32, 0 = idle
     counters: Counters

@@ -1,0 +1,177 @@
+"""Self-describing, atomic orbax checkpoints of pytrees (learned routers, learner state).
+
+A checkpoint is a directory holding one orbax tree per name (e.g. `policy`, `state`) inside
+a numbered step folder, and `checkpoint.json` beside them: the caller's metadata (scenario,
+observation size, network config, ...) plus, per tree, the leaves' shapes, dtypes and a
+SHA-256 of their bytes. Layout:
+
+    DIR/checkpoint.json            <- written last, atomically: the commit point
+    DIR/step_000003/policy/        <- orbax (OCDBT) tree, leaves keyed "000000", "000001", ...
+    DIR/step_000003/state/
+
+A step folder is written under a temporary name and renamed into place, then
+checkpoint.json is replaced atomically, then older step folders are removed; a crash at
+any point leaves the previous checkpoint readable. PRNG keys are stored as key data
+(uint32) and re-wrapped on restore. Trees are saved as flat lists of leaves and rebuilt
+with the caller's template, so every shape and dtype is checked (SPEC §8: a checkpoint for
+another model, or a corrupted one, is an InputError, never a traceback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxserve.errors import InputError
+from jaxserve.io_utils import write_json_atomic
+
+FORMAT = "jaxserve-checkpoint/1"
+META_FILE = "checkpoint.json"
+_KEY_MARK = "prng_key"
+
+
+def _quiet_orbax() -> None:
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def to_host_leaves(tree) -> tuple[list[np.ndarray], list[str]]:
+    """Leaves as numpy arrays (keys as key data) and their kinds ("array" | "prng_key")."""
+    leaves, kinds = [], []
+    for leaf in jax.tree.leaves(tree):
+        if _is_key(leaf):
+            leaves.append(np.asarray(jax.random.key_data(leaf)))
+            kinds.append(_KEY_MARK)
+        else:
+            leaves.append(np.asarray(leaf))
+            kinds.append("array")
+    return leaves, kinds
+
+
+def tree_digest(leaves: list[np.ndarray]) -> str:
+    """SHA-256 over every leaf's dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for leaf in leaves:
+        h.update(f"{leaf.dtype.str}{leaf.shape}".encode())
+        h.update(np.ascontiguousarray(leaf).tobytes())
+    return h.hexdigest()
+
+
+def _describe(leaves, kinds) -> dict:
+    return {"num_leaves": len(leaves), "shapes": [list(x.shape) for x in leaves],
+            "dtypes": [x.dtype.str for x in leaves], "kinds": kinds,
+            "sha256": tree_digest(leaves)}
+
+
+def save_checkpoint(directory: str | Path, step: int, trees: dict, metadata: dict) -> Path:
+    """Save named pytrees as step `step` of `directory`, atomically; returns the step folder."""
+    import orbax.checkpoint as ocp
+
+    _quiet_orbax()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:06d}"
+    tmp = directory / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    described = {}
+    checkpointer = ocp.PyTreeCheckpointer()
+    for tree_name, tree in trees.items():
+        leaves, kinds = to_host_leaves(tree)
+        checkpointer.save(tmp / tree_name, {f"{i:06d}": x for i, x in enumerate(leaves)})
+        described[tree_name] = _describe(leaves, kinds)
+    final = directory / name
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    write_json_atomic(directory / META_FILE, {"format": FORMAT, "step": step, "path": name,
+                                              "trees": described, **metadata})
+    for old in directory.glob("step_*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_metadata(directory: str | Path) -> dict:
+    """The checkpoint's JSON; InputError if the directory is not a readable checkpoint."""
+    path = Path(directory) / META_FILE
+    if not Path(directory).is_dir():
+        raise InputError(f"checkpoint {directory}: not a directory")
+    if not path.is_file():
+        raise InputError(f"checkpoint {directory}: no {META_FILE} (not a jaxserve checkpoint, "
+                         "or one whose writing never finished)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"checkpoint {path}: corrupted JSON ({err.__class__.__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"checkpoint {path}: format = {meta.get('format') if isinstance(meta, dict) else meta!r}: expected {FORMAT!r}")
+    return meta
+
+
+def has_tree(directory: str | Path, tree_name: str) -> bool:
+    """Whether the checkpoint's latest step holds `tree_name`."""
+    try:
+        return tree_name in read_metadata(directory)["trees"]
+    except (InputError, KeyError):
+        return False
+
+
+def restore_tree(directory: str | Path, tree_name: str, template):
+    """Restore `tree_name` into the structure of `template` (arrays or ShapeDtypeStructs).
+
+    Every leaf's shape and dtype must match the template and the bytes must match the
+    recorded SHA-256; otherwise InputError with one line naming what differs.
+    """
+    import orbax.checkpoint as ocp
+
+    _quiet_orbax()
+    meta = read_metadata(directory)
+    info = meta.get("trees", {}).get(tree_name)
+    where = f"checkpoint {directory}"
+    if info is None:
+        raise InputError(f"{where}: has no {tree_name!r} tree; it holds "
+                         f"{sorted(meta.get('trees', {}))}")
+    expected, treedef = _template_leaves(template)
+    if info["num_leaves"] != len(expected):
+        raise InputError(f"{where}: {tree_name} has {info['num_leaves']} arrays; expected "
+                         f"{len(expected)} (a different network or learner configuration)")
+    for i, ((shape, dtype), got_shape, got_dtype) in enumerate(
+            zip(expected, info["shapes"], info["dtypes"], strict=True)):
+        if list(shape) != list(got_shape) or np.dtype(dtype).str != got_dtype:
+            raise InputError(f"{where}: {tree_name} array {i} has shape {tuple(got_shape)} "
+                             f"{np.dtype(got_dtype).name}; expected {tuple(shape)} "
+                             f"{np.dtype(dtype).name}")
+    try:
+        restored = ocp.PyTreeCheckpointer().restore(Path(directory) / meta["path"] / tree_name)
+        leaves = [np.asarray(restored[f"{i:06d}"]) for i in range(len(expected))]
+    except Exception as err:  # orbax/tensorstore raise many kinds on damaged files
+        raise InputError(f"{where}: {tree_name} is unreadable or truncated "
+                         f"({err.__class__.__name__})") from None
+    if tree_digest(leaves) != info["sha256"]:
+        raise InputError(f"{where}: {tree_name} is corrupted (SHA-256 of its arrays differs "
+                         "from the one recorded when it was written)")
+    out = [jax.random.wrap_key_data(x) if kind == _KEY_MARK else x
+           for x, kind in zip(leaves, info["kinds"], strict=True)]
+    return jax.tree.unflatten(treedef, out)
+
+
+def _template_leaves(template):
+    """[(shape, host dtype)] of a template's leaves (keys as their key data) and its treedef."""
+    leaves, treedef = jax.tree.flatten(template)
+    out = []
+    for leaf in leaves:
+        if _is_key(leaf):
+            data = jax.eval_shape(jax.random.key_data, leaf)
+            out.append((data.shape, data.dtype))
+        else:
+            out.append((tuple(leaf.shape), np.dtype(leaf.dtype)))
+    return out, treedef

@@ -1,0 +1,100 @@
+"""What the learner trains on: an adapter with reset/step over one environment.
+
+The learner needs, per environment: `reset(key) -> (obs, env_state)` (a new episode),
+`step(key, env_state, action) -> (next_obs, env_state, reward, done, credits)` where
+`credits = (mask, decision, utility)`, each (M,), lists the requests resolved during the
+step (SPEC §3.7), `episode_metrics(env_state) -> dict` and `evaluate(key, q_fn) -> dict`.
+`ServingAdapter` wraps the simulator and the training workload; probes live in probes.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve.rl.config import DQNConfig
+from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.metrics import counter_metrics
+from jaxserve.sim.rollout import counter_rollout
+from jaxserve.sim.scenarios import Scenario
+from jaxserve.sim.workloads import WorkloadSpec, make_workload
+
+# Unpredictable training workload: mean segment length, as a number of mean gaps at the
+# lowest rate, so that rate changes happen within an episode at every rate.
+UNPREDICTABLE_SEGMENT_ARRIVALS = 200
+
+
+def reference_capacity(scenario: Scenario) -> float:
+    """On-time capacity (req/s) of the best-quality model: the scale of training rates."""
+    best = int(np.argmax(np.asarray(scenario.quality).mean(axis=0)))
+    return float(scenario.capacity_per_model()[best])
+
+
+class ServingAdapter:
+    """The serving simulator with the training workload of a `DQNConfig`."""
+
+    def __init__(self, scenario: Scenario, config: DQNConfig):
+        self.scenario, self.config = scenario, config
+        emit = config.credit == "decision"
+        self.env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=emit))
+        self.eval_env = ServingEnv(dataclasses.replace(scenario.sim_config(),
+                                                       emit_records=False))
+        self.params = scenario.sim_params()
+        self.obs_size, self.num_actions = self.env.obs_size, self.env.num_actions
+        scale = reference_capacity(scenario)
+        self.min_rate, self.max_rate = scale * config.min_rate_factor, scale * config.max_rate_factor
+        self.eval_rates = np.asarray(config.eval_rate_factors, np.float32) * scale
+        if config.train_workload == "loguniform":
+            spec = WorkloadSpec(kind="poisson", rate=self.min_rate)
+        else:
+            spec = WorkloadSpec(kind="unpredictable", min_rate=self.min_rate,
+                                max_rate=self.max_rate,
+                                mean_segment_s=UNPREDICTABLE_SEGMENT_ARRIVALS / self.min_rate)
+        self.wparams, self.generate = make_workload(spec, scenario.num_tasks,
+                                                    config.episode_length)
+        self.eval_wparams, self.eval_generate = make_workload(
+            WorkloadSpec(kind="poisson"), scenario.num_tasks, config.eval_length)
+
+    def reset(self, key: jax.Array):
+        """A new training episode: (per-episode rate,) arrivals, empty system."""
+        key_rate, key_arrivals, key_reset = jax.random.split(key, 3)
+        wparams = self.wparams
+        if self.config.train_workload == "loguniform":
+            log_rate = jax.random.uniform(key_rate, minval=np.log(self.min_rate),
+                                          maxval=np.log(self.max_rate))
+            wparams = wparams.replace(rate=jnp.exp(log_rate))
+        arrivals = self.generate(key_arrivals, wparams)
+        return self.env.reset(key_reset, self.params, arrivals)
+
+    def step(self, key: jax.Array, env_state, action: jax.Array):
+        obs, env_state, reward, done, info = self.env.step(key, env_state, action, self.params)
+        if self.config.credit == "decision":
+            r = info["records"]
+            credits = (r.mask, r.decision, r.utility)
+        else:
+            credits = (jnp.zeros(1, bool), jnp.zeros(1, jnp.int32), jnp.zeros(1, jnp.float32))
+        return obs, env_state, reward, done, credits
+
+    def episode_metrics(self, env_state) -> dict:
+        m = counter_metrics(env_state.counters)
+        return {"train_normalized_performance": m["normalized_performance"],
+                "train_availability": m["availability"]}
+
+    def evaluate(self, key: jax.Array, q_fn) -> dict:
+        """Greedy (argmax Q) policy on Poisson at each eval rate: normalised performance."""
+        policy = lambda key, obs, state, params: jnp.argmax(q_fn(obs)).astype(jnp.int32)
+        num_rates, num_episodes = len(self.eval_rates), self.config.eval_episodes
+        rates = jnp.repeat(jnp.asarray(self.eval_rates), num_episodes)
+        keys = jax.random.split(key, num_rates * num_episodes)
+
+        def one(key, rate):
+            key_workload, key_run = jax.random.split(key)
+            arrivals = self.eval_generate(key_workload, self.eval_wparams.replace(rate=rate))
+            counters = counter_rollout(self.eval_env, policy, key_run, self.params, arrivals)
+            return counter_metrics(counters)["normalized_performance"]
+
+        perf = jax.vmap(one)(keys, rates).reshape(num_rates, num_episodes).mean(axis=1)
+        return {"eval_normalized_performance": perf, "eval_mean": perf.mean()}

@@ -1,0 +1,33 @@
+"""The router's Q-network: a small MLP from observation to one Q-value per action."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class QNetwork(nn.Module):
+    """MLP with ReLU hidden layers; (..., obs_size) -> (..., num_actions)."""
+
+    num_actions: int
+    hidden: Sequence[int] = (256, 256)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.astype(jnp.float32)
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.num_actions)(x)
+
+
+def make_q_network(num_actions: int, hidden: Sequence[int]) -> QNetwork:
+    """The Q-network for `num_actions` actions with the given hidden widths."""
+    return QNetwork(num_actions=num_actions, hidden=tuple(hidden))
+
+
+def init_params(network: QNetwork, key: jax.Array, obs_size: int):
+    """Freshly initialised parameters for observations of size `obs_size`."""
+    return network.init(key, jnp.zeros((obs_size,), jnp.float32))

@@ -1,0 +1,91 @@
+"""A trained router as a policy: `policy(key, obs, state, params) -> argmax_a Q(obs, a)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve import checkpoint
+from jaxserve.errors import InputError
+from jaxserve.rl.networks import init_params, make_q_network
+from jaxserve.sim.scenarios import Scenario
+
+
+def make_q_policy(network, params):
+    """Greedy policy of a Q-network with fixed parameters (pure, jit/vmap-able)."""
+
+    def policy(key, obs, state, params_sim):
+        del key, state, params_sim
+        return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
+
+    return policy
+
+
+def _router_meta(path) -> dict:
+    meta = checkpoint.read_metadata(path)
+    if meta.get("kind") != "jaxserve-router":
+        raise InputError(f"checkpoint {path}: kind = {meta.get('kind')!r}: expected a learned "
+                         "router ('jaxserve-router')")
+    return meta
+
+
+def check_compatible(meta: dict, scenario: Scenario, path) -> None:
+    """The router's observation size and actions must match the scenario it will route."""
+    cfg = scenario.sim_config()
+    if int(meta.get("obs_size", -1)) != cfg.obs_size:
+        raise InputError(f"checkpoint {path}: obs_size = {meta.get('obs_size')}: expected "
+                         f"{cfg.obs_size} for scenario {scenario.name!r} (obs_mode "
+                         f"{scenario.obs_mode}, {scenario.num_tasks} tasks, "
+                         f"{scenario.num_models} models)")
+    if int(meta.get("num_actions", -1)) != cfg.num_actions:
+        raise InputError(f"checkpoint {path}: num_actions = {meta.get('num_actions')}: "
+                         f"expected {cfg.num_actions} for scenario {scenario.name!r}")
+
+
+def load_router_params(path: str | Path, scenario: Scenario | None = None, member=None,
+                       hidden=None):
+    """(params of one member — the best by default —, metadata) of a router checkpoint."""
+    meta = _router_meta(path)
+    if scenario is not None:
+        check_compatible(meta, scenario, path)
+    ckpt_hidden = tuple(meta["network"]["hidden"])
+    if hidden is not None and tuple(hidden) != ckpt_hidden:
+        raise InputError(f"checkpoint {path}: network hidden = {list(ckpt_hidden)}: expected "
+                         f"{list(hidden)} (the configured network)")
+    network = make_q_network(int(meta["num_actions"]), ckpt_hidden)
+    size = int(meta["population_size"])
+    single = jax.eval_shape(lambda: init_params(network, jax.random.key(0),
+                                                int(meta["obs_size"])))
+    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct((size,) + x.shape, x.dtype), single)
+    stacked = checkpoint.restore_tree(path, "policy", template)
+    member = int(meta.get("best_member", 0)) if member is None else member
+    if not 0 <= member < size:
+        raise InputError(f"checkpoint {path}: member = {member}: expected 0..{size - 1}")
+    params = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[member]), stacked)
+    return params, meta
+
+
+def load_learned_policy(path: str | Path, scenario: Scenario, member=None):
+    """Pure `policy(key, obs, state, params)` choosing argmax Q of a router checkpoint."""
+    params, meta = load_router_params(path, scenario, member)
+    network = make_q_network(int(meta["num_actions"]), tuple(meta["network"]["hidden"]))
+    return make_q_policy(network, params)
+
+
+def load_checkpoint_scenario(path: str | Path) -> Scenario:
+    """The scenario a router was trained on (stored as TOML in its checkpoint)."""
+    import tempfile
+
+    from jaxserve.sim.scenarios import load_scenario_toml
+
+    meta = _router_meta(path)
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(meta["scenario_toml"])
+        name = f.name
+    try:
+        return load_scenario_toml(name)
+    finally:
+        Path(name).unlink(missing_ok=True)

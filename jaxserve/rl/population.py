@@ -1,0 +1,69 @@
+"""Populations: `jit(vmap(...))` of the learner over (seed, hyperparameters), sharded over devices.
+
+The population axis is the leading axis of every leaf of the stacked `LearnerState`. It is
+laid out over a 1-D device mesh (axis "pop") with `jax.sharding.NamedSharding`; jit keeps
+that layout through `run_chunk`, so each device trains its share of the members and no
+member ever talks to another. With one device this is plain vmap. Multi-host: call
+`jax.distributed.initialize()` in every process before anything else; `jax.devices()` then
+lists every host's devices, the same mesh spans them, and each process must feed the same
+keys and hyperparameters (docs/learner.md).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxserve.errors import InputError
+from jaxserve.rl.config import HParams, as_arrays, stack_hparams
+from jaxserve.rl.dqn import Learner
+
+POP_AXIS = "pop"
+
+
+def population_mesh(size: int) -> Mesh:
+    """A 1-D mesh over as many devices as divide the population size (at most all)."""
+    devices = jax.devices()
+    count = max(d for d in range(1, len(devices) + 1) if size % d == 0)
+    return Mesh(np.asarray(devices[:count]), (POP_AXIS,))
+
+
+def shard_population(tree, mesh: Mesh):
+    """Place every leaf's leading (population) axis across the mesh."""
+    sharding = NamedSharding(mesh, PartitionSpec(POP_AXIS))
+    return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def member_keys(seed: int, size: int) -> jax.Array:
+    """One independent key per member (split of the run's seed)."""
+    return jax.random.split(jax.random.key(seed), size)
+
+
+def broadcast_hparams(hparams: HParams | list[HParams], size: int) -> HParams:
+    """(M,) hyperparameters: one per member, or the same one repeated."""
+    if isinstance(hparams, list):
+        if len(hparams) != size:
+            raise InputError(f"population: {len(hparams)} hyperparameter sets for {size} members")
+        return stack_hparams(hparams)
+    hp = as_arrays(hparams)
+    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (size,) + np.shape(x)), hp)
+
+
+def make_population_fns(learner: Learner, size: int):
+    """(init(keys, hparams) -> states, run_chunk(states) -> (states, metrics)), jitted + sharded."""
+    mesh = population_mesh(size)
+    run_chunk = jax.jit(jax.vmap(learner.run_chunk), donate_argnums=0)
+    vinit = jax.jit(jax.vmap(learner.init))
+
+    def init(keys, hparams):
+        return vinit(shard_population(keys, mesh), shard_population(hparams, mesh))
+
+    return init, run_chunk, mesh
+
+
+def train_population(learner: Learner, keys: jax.Array, hparams: HParams):
+    """Whole runs of every member in one call: `jit(vmap(train))`, sharded (tests, benches)."""
+    mesh = population_mesh(keys.shape[0])
+    train = jax.jit(jax.vmap(learner.train))
+    return train(shard_population(keys, mesh), shard_population(hparams, mesh))

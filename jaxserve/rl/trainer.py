@@ -1,0 +1,193 @@
+"""The training driver: chunks of the jitted scan, checkpoints between them, resume, progress.
+
+`run_training` trains a population (M >= 1) of routers on a scenario. Between chunks it
+appends metrics to DIR/metrics.jsonl and writes a checkpoint (DIR/checkpoint.json + orbax
+trees `state`, the full learner state for resume, and `policy`, the online Q-network
+parameters). Run again with the same arguments and it resumes from the last chunk; since
+every chunk is the same compiled function of the same state, the result equals an
+uninterrupted run bit for bit (on CPU; tests/rl/test_checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve import checkpoint
+from jaxserve.errors import InputError
+from jaxserve.io_utils import write_text_atomic
+from jaxserve.rl.config import (
+    DQNConfig,
+    HParams,
+    config_to_json,
+    hparams_to_json,
+)
+from jaxserve.rl.dqn import make_learner
+from jaxserve.rl.envs import ServingAdapter
+from jaxserve.rl.population import broadcast_hparams, make_population_fns, member_keys
+from jaxserve.sim.scenarios import Scenario, scenario_to_toml
+
+ROUTER_KIND = "jaxserve-router"
+METRICS_FILE = "metrics.jsonl"
+
+
+def router_metadata(scenario: Scenario, config: DQNConfig, adapter, hparams: HParams,
+                    seed: int, size: int, extra: dict) -> dict:
+    """What a checkpoint needs to be rebuilt and checked without the code that made it."""
+    return {
+        "kind": ROUTER_KIND, "scenario": scenario.name, "scenario_toml": scenario_to_toml(scenario),
+        "deadline_kind": scenario.deadline_kind, "obs_mode": scenario.obs_mode,
+        "obs_size": adapter.obs_size, "num_actions": adapter.num_actions,
+        "network": {"type": "mlp", "hidden": list(config.hidden), "activation": "relu"},
+        "dqn_config": config_to_json(config), "hparams": hparams_to_json(hparams),
+        "seed": seed, "population_size": size, **extra,
+    }
+
+
+def _policy_tree(states):
+    return states.params
+
+
+def _chunk_records(metrics: dict, chunk: int, size: int, wall_s: float) -> list[dict]:
+    """One JSON line per member for a finished chunk (episode metrics averaged over the chunk)."""
+    host = jax.tree.map(np.asarray, metrics)
+    lines = []
+    for m in range(size):
+        line = {"chunk": chunk, "member": m, "wall_s": round(wall_s, 3)}
+        for name, value in host.items():
+            v = value[m]
+            line[name] = v.tolist() if name == "eval_normalized_performance" else float(np.mean(v))
+        lines.append(line)
+    return lines
+
+
+def _append_jsonl(path: Path, lines: list[dict]) -> None:
+    import json
+
+    text = path.read_text() if path.exists() else ""
+    write_text_atomic(path, text + "".join(json.dumps(x) + "\n" for x in lines))
+
+
+def _truncate_jsonl(path: Path, chunks_done: int) -> None:
+    """Drop lines of chunks after the checkpoint (a run interrupted after logging them)."""
+    import json
+
+    if path.exists():
+        kept = [x for x in path.read_text().splitlines() if x and json.loads(x)["chunk"] < chunks_done]
+        write_text_atomic(path, "".join(x + "\n" for x in kept))
+
+
+def _check_resumable(meta: dict, expected: dict, out_dir: Path) -> None:
+    import json
+
+    expected = json.loads(json.dumps(expected))  # tuples -> lists, as stored
+    for field in ("scenario_toml", "dqn_config", "hparams", "seed", "population_size",
+                  "obs_size", "network"):
+        if meta.get(field) != expected.get(field):
+            raise InputError(f"--out {out_dir}: holds a run with a different {field}; use a "
+                             "new directory, or the same arguments to resume")
+
+
+def load_finetune_params(path: str | Path, scenario: Scenario, config: DQNConfig):
+    """Online params of the best member of a router checkpoint, checked against the scenario."""
+    from jaxserve.rl.policy import load_router_params
+
+    params, _ = load_router_params(path, scenario, hidden=config.hidden)
+    return params
+
+
+def run_training(scenario: Scenario, config: DQNConfig, out_dir: str | Path,
+                 hparams: HParams | list[HParams] | None = None, seed: int = 0,
+                 population: int = 1, finetune_from: str | Path | None = None,
+                 progress: bool = True, stop_after_chunks: int | None = None,
+                 keep_state: bool = True, extra_metadata: dict | None = None) -> dict:
+    """Train `population` routers (resuming from `out_dir` if it holds this run); summary dict.
+
+    `stop_after_chunks` stops early after that many chunks in this call (for tests: an
+    interruption). `keep_state=False` drops the resume state once training has finished.
+    """
+    out_dir = Path(out_dir)
+    adapter = ServingAdapter(scenario, config)
+    learner = make_learner(adapter, config)
+    hp = broadcast_hparams(hparams if hparams is not None else HParams(), population)
+    extra = {"finetuned_from": str(finetune_from) if finetune_from else None,
+             **(extra_metadata or {})}
+    meta = router_metadata(scenario, config, adapter, hp, seed, population, extra)
+    init, run_chunk, mesh = make_population_fns(learner, population)
+    states = init(member_keys(seed, population), hp)
+    chunks_done = 0
+    if checkpoint.has_tree(out_dir, "state"):
+        old = checkpoint.read_metadata(out_dir)
+        _check_resumable(old, meta, out_dir)
+        states = _restore_state(out_dir, states, mesh)
+        chunks_done = int(old["chunks_done"])
+        _truncate_jsonl(out_dir / METRICS_FILE, chunks_done)
+    elif finetune_from is not None:
+        params = load_finetune_params(finetune_from, scenario, config)
+        stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (population,) + x.shape), params)
+        states = states.replace(params=stacked, target_params=stacked)
+    elif (out_dir / checkpoint.META_FILE).exists():
+        raise InputError(f"--out {out_dir}: holds a finished checkpoint without resume state; "
+                         "use a new directory")
+    return _train_chunks(states, run_chunk, config, out_dir, meta, chunks_done, population,
+                         progress, stop_after_chunks, keep_state)
+
+
+def _restore_state(out_dir: Path, template, mesh):
+    from jaxserve.rl.population import shard_population
+
+    restored = checkpoint.restore_tree(out_dir, "state", template)
+    return shard_population(jax.tree.map(jnp.asarray, restored), mesh)
+
+
+def _train_chunks(states, run_chunk, config, out_dir, meta, chunks_done, size, progress,
+                  stop_after_chunks, keep_state) -> dict:
+    from tqdm import tqdm
+
+    total = config.num_chunks
+    per_chunk = config.env_steps_per_chunk * size
+    bar = tqdm(total=total * per_chunk, initial=chunks_done * per_chunk, unit="step",
+               unit_scale=True, disable=not progress, desc=f"train x{size}", smoothing=0.3)
+    start = time.perf_counter()
+    last = {}
+    ran = 0
+    while chunks_done < total and (stop_after_chunks is None or ran < stop_after_chunks):
+        t0 = time.perf_counter()
+        states, metrics = run_chunk(states)
+        jax.block_until_ready(states)
+        wall_s = time.perf_counter() - t0
+        lines = _chunk_records(metrics, chunks_done, size, wall_s)
+        _append_jsonl(out_dir / METRICS_FILE, lines)
+        chunks_done, ran = chunks_done + 1, ran + 1
+        best = int(np.argmax([x["eval_mean"] for x in lines]))
+        last = {"chunk_wall_s": wall_s, "eval_mean": [x["eval_mean"] for x in lines],
+                "best_member": best}
+        finished = chunks_done == total
+        trees = {"policy": _policy_tree(states)}
+        if keep_state or not finished:
+            trees["state"] = states
+        checkpoint.save_checkpoint(out_dir, chunks_done, trees, {
+            **meta, "chunks_done": chunks_done, "num_chunks": total, "best_member": best,
+            "eval_mean": last["eval_mean"], "finished": finished})
+        bar.update(per_chunk)
+        bar.set_postfix(eval=f"{lines[best]['eval_mean']:.3f}", steps_per_s=f"{per_chunk / wall_s:.0f}")
+    bar.close()
+    return {"out_dir": str(out_dir), "chunks_done": chunks_done, "num_chunks": total,
+            "wall_s": time.perf_counter() - start, "env_steps": chunks_done * per_chunk, **last}
+
+
+def final_state(out_dir: str | Path, scenario: Scenario, config: DQNConfig, population: int = 1):
+    """The stacked learner state stored in a run directory (tests compare runs with it)."""
+    adapter = ServingAdapter(scenario, config)
+    learner = make_learner(adapter, config)
+    hp = broadcast_hparams(HParams(), population)
+    template = jax.eval_shape(jax.vmap(learner.init), member_keys(0, population), hp)
+    return checkpoint.restore_tree(out_dir, "state", template)
+
+
+__all__ = ["run_training", "final_state", "dataclasses"]

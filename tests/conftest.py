@@ -1,0 +1,27 @@
+"""Shared test setup: key-reuse checking on, and the `../shared/data` directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import pytest
+
+# STYLE: never reuse a PRNG key; tests run with the checker on.
+jax.config.update("jax_debug_key_reuse", True)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """`../shared/data` beside the repository (traces, quality, latency), which must exist."""
+    if not SHARED_DATA_DIR.is_dir():
+        pytest.fail(
+            f"shared data directory not found at {SHARED_DATA_DIR}; the tests expect "
+            "the read-only `shared/` folder beside the repository root (see "
+            "../shared/README.md)",
+            pytrace=False,
+        )
+    return SHARED_DATA_DIR
