@@ -20,11 +20,17 @@ from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 
 def make_switch_policy(policies: list):
-    """One policy whose behaviour is chosen by an integer leaf (vmappable over policies)."""
+    """One policy whose behaviour is chosen by an integer leaf (vmappable over policies).
+
+    Every policy is evaluated and the chosen action picked: under vmap a `lax.switch` with a
+    batched index runs every branch anyway, and this form gives each its own key.
+    """
 
     def policy(index, key, obs, state, params):
-        branches = [lambda op, p=p: p(*op).astype(jnp.int32) for p in policies]
-        return jax.lax.switch(index, branches, (key, obs, state, params))
+        keys = jax.random.split(key, len(policies))
+        actions = jnp.stack([p(keys[i], obs, state, params).astype(jnp.int32)
+                             for i, p in enumerate(policies)])
+        return jnp.sum(jnp.where(jnp.arange(len(policies)) == index, actions, 0))
 
     return policy
 
@@ -56,7 +62,9 @@ def run_sweep(scenario: Scenario, policy_names: list[str], rates, mixes=None,
                                       num_requests)
     switch = make_switch_policy(policies)
 
-    def run_one(policy_index, rate, mix, deadline_scale, key):
+    def run_one(policy_index, rate, mix, deadline_scale, seed):
+        # Common random numbers: every grid point with the same seed sees the same arrivals.
+        key = jax.random.fold_in(jax.random.key(0), seed)
         key_workload, key_run = jax.random.split(key)
         wp = wparams.replace(rate=rate, mix_probs=mix[None, :])
         arrivals = generate(key_workload, wp)
@@ -68,10 +76,9 @@ def run_sweep(scenario: Scenario, policy_names: list[str], rates, mixes=None,
             np.asarray(deadline_scales, np.float32), range(seeds))
     grid = list(itertools.product(*axes))
     cols = list(zip(*grid, strict=True))
-    keys = jax.random.split(jax.random.key(0), seeds)
     args = (jnp.asarray(cols[0], jnp.int32), jnp.asarray(cols[1]),
             jnp.asarray(np.asarray(mixes, np.float32)[list(cols[2])]), jnp.asarray(cols[3]),
-            keys[jnp.asarray(cols[4])])
+            jnp.asarray(cols[4], jnp.int32))
     start = time.perf_counter()
     metrics = jax.block_until_ready(jax.jit(jax.vmap(run_one))(*args))
     wall_s = time.perf_counter() - start
