@@ -33,14 +33,20 @@ def _timed(fn, *args, repeats: int = 2) -> float:
     return best
 
 
-def bench_simulator(scenario_name: str, num_envs: int, num_steps: int, rate: float,
-                    policy_names=("static:2", "greedy")) -> dict:
+def bench_simulator(
+    scenario_name: str,
+    num_envs: int,
+    num_steps: int,
+    rate: float,
+    policy_names=("static:2", "greedy"),
+) -> dict:
     """Router decisions/s of the JAX simulator, aggregated over vmapped environments."""
     scenario = get_scenario(scenario_name)
     env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
     params = scenario.sim_params()
-    wparams, generate = make_workload(WorkloadSpec(kind="poisson", rate=rate),
-                                      scenario.num_tasks, num_steps)
+    wparams, generate = make_workload(
+        WorkloadSpec(kind="poisson", rate=rate), scenario.num_tasks, num_steps
+    )
     out = {}
     for name in policy_names:
         policy = make_policy(name, env, scenario)
@@ -60,15 +66,19 @@ def bench_simulator(scenario_name: str, num_envs: int, num_steps: int, rate: flo
     return out
 
 
-def bench_reference(scenario_name: str, num_steps: int, rate: float, model: int = 2) -> dict:
-    """Decisions/s of the plain-Python reference simulator on the same scenario."""
+def bench_reference(scenario_name: str, num_steps: int, rate: float) -> dict:
+    """Decisions/s of the plain-Python reference simulator on the same scenario and rate.
+
+    The reference replays fixed actions (it has no policy hook), so it gets uniformly random
+    ones: every model serves, as under the JAX runs' policies.
+    """
     from jaxserve.sim import reference
 
     scenario = get_scenario(scenario_name)
     rng = np.random.default_rng(0)
     times = np.cumsum(rng.exponential(1.0 / rate, num_steps))
     tasks = rng.integers(0, scenario.num_tasks, num_steps)
-    actions = np.full(num_steps, model)
+    actions = rng.integers(0, scenario.num_models, num_steps)
     start = time.perf_counter()
     reference.simulate(scenario.sim_config(), scenario.sim_params(), times, tasks, actions)
     wall_s = time.perf_counter() - start
@@ -77,13 +87,18 @@ def bench_reference(scenario_name: str, num_steps: int, rate: float, model: int 
 
 def machine() -> dict:
     """What the numbers were measured on."""
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "jax": jax.__version__,
-            "devices": [str(d) for d in jax.devices()]}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+    }
 
 
-def run_bench(quick: bool = False, num_envs: int = 4096, num_steps: int = 256,
-              sections=("sim",)) -> dict:
+def run_bench(
+    quick: bool = False, num_envs: int = 4096, num_steps: int = 256, sections=("sim",)
+) -> dict:
     """The requested benchmark sections (`sim`, `opt`), measured in one run."""
     if quick:
         num_envs, num_steps = 64, 32
@@ -94,30 +109,44 @@ def run_bench(quick: bool = False, num_envs: int = 4096, num_steps: int = 256,
         from jaxserve.models.opt.bench import bench_opt
 
         result["opt"] = bench_opt(quick)
+    if "learner" in sections:
+        from jaxserve.rl.bench import bench_learner
+
+        result["learner"] = bench_learner(quick)
     return result
 
 
 def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
     scenario, rate = "opt-a100x4", 200.0
     sim = bench_simulator(scenario, num_envs, num_steps, rate)
-    ref = bench_reference(scenario, 2000 if not quick else 200, rate)
+    ref = bench_reference(scenario, 20_000 if not quick else 500, rate)
     return {
-        "simulator": {"scenario": scenario, "rate": rate, "num_envs": num_envs,
-                      "steps_per_env": num_steps, "policies": sim},
+        "simulator": {
+            "scenario": scenario,
+            "rate": rate,
+            "num_envs": num_envs,
+            "steps_per_env": num_steps,
+            "policies": sim,
+        },
         "reference": {"scenario": scenario, "rate": rate, **ref},
-        "speedup_vs_reference": {name: v["decisions_per_s"] / ref["decisions_per_s"]
-                                 for name, v in sim.items()},
+        "speedup_vs_reference": {
+            name: v["decisions_per_s"] / ref["decisions_per_s"] for name, v in sim.items()
+        },
     }
 
 
 def run_bench_cli(args) -> int:
-    sections = ("sim", "opt") if args.sections == "all" else tuple(args.sections.split(","))
-    unknown = set(sections) - {"sim", "opt"}
+    sections = (
+        ("sim", "opt", "learner") if args.sections == "all" else tuple(args.sections.split(","))
+    )
+    unknown = set(sections) - {"sim", "opt", "learner"}
     if unknown:
         from jaxserve.errors import InputError
 
-        raise InputError(f"--sections {args.sections!r}: unknown {sorted(unknown)}; expected "
-                         "sim, opt or all")
+        raise InputError(
+            f"--sections {args.sections!r}: unknown {sorted(unknown)}; expected "
+            "sim, opt, learner or all"
+        )
     result = run_bench(args.quick, args.envs, args.steps, sections)
     text = json.dumps(result, indent=1)
     if args.out:

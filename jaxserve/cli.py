@@ -93,8 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_positive_int, default=5)
     p.add_argument("--warmup", type=_positive_int, default=1)
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    p.add_argument("--call", default="forward",
+                   help="forward (model call only) | serve (the `jaxserve serve` batch call, "
+                        "host packing and result fetch included)")
     p.add_argument("--out", default=None, help="write the profile JSON (scenario format) here")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("serve", help="end-to-end run: workload -> router -> real Flax OPT models")
+    _add_common(p)
+    _add_workload(p)
+    from jaxserve.serving.serve import add_serve_arguments
+
+    add_serve_arguments(p)
+
+    p = sub.add_parser("train", help="train Double-DQN routers (M in parallel), orbax checkpoints")
+    _add_common(p)
+    from jaxserve.rl.commands import add_evaluate_arguments, add_train_arguments
+
+    add_train_arguments(p)
+
+    p = sub.add_parser("evaluate", help="learned router vs every baseline and the fluid bound")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_evaluate_arguments(p)
 
     p = sub.add_parser("bench", help="throughput numbers (SPEC §9) as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
@@ -103,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.add_argument("--sections", default="sim",
                    help="comma-separated sections: sim (simulator + reference), opt (Flax OPT "
-                        "vs PyTorch), or all")
+                        "vs PyTorch), learner (router training and decision latency; "
+                        "minutes), or all")
     p.add_argument("--json", action="store_true", help="(always JSON; accepted for symmetry)")
     return parser
 
@@ -186,14 +207,35 @@ def _cmd_profile(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from jaxserve.serving.serve import format_serve, serve
+
+    result = serve(args)
+    print(json.dumps(result) if args.json else format_serve(result))
+    return 130 if result["interrupted"] else 0
+
+
 def _cmd_bench(args) -> int:
     from jaxserve.bench import run_bench_cli
 
     return run_bench_cli(args)
 
 
+def _cmd_train(args) -> int:
+    from jaxserve.rl.commands import cmd_train
+
+    return cmd_train(args)
+
+
+def _cmd_evaluate(args) -> int:
+    from jaxserve.rl.commands import cmd_evaluate
+
+    return cmd_evaluate(args)
+
+
 _COMMANDS = {"simulate": _cmd_simulate, "sweep": _cmd_sweep, "profile": _cmd_profile,
-             "bench": _cmd_bench}
+             "serve": _cmd_serve, "bench": _cmd_bench, "train": _cmd_train,
+             "evaluate": _cmd_evaluate}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,8 +21,7 @@ def plot_sweep(result: dict, path: str, mix: int = 0, deadline: int = 0):
         ax_perf.plot(rates, perf, style, marker=".", label=name)
         ax_avail.plot(rates, avail, style, marker=".", label=name)
     if result.get("fluid_upper_bound_normalized"):
-        ax_perf.plot(rates, result["fluid_upper_bound_normalized"], "k:", lw=2,
-                     label="fluid bound")
+        ax_perf.plot(rates, result["fluid_upper_bound_normalized"], "k:", lw=2, label="fluid bound")
     for ax, label in ((ax_perf, "normalised performance"), (ax_avail, "availability")):
         ax.set_xscale("log")
         ax.set_xlabel("arrival rate (req/s)")
@@ -30,7 +29,9 @@ def plot_sweep(result: dict, path: str, mix: int = 0, deadline: int = 0):
         ax.set_ylim(-0.02, 1.05)
         ax.grid(alpha=0.3)
     ax_perf.legend(fontsize=7, ncol=2)
-    fig.suptitle(f"{result.get('scenario', '')}: {result['seeds']} seeds x "
-                 f"{result['num_requests']} requests per point")
+    fig.suptitle(
+        f"{result.get('scenario', '')}: {result['seeds']} seeds x "
+        f"{result['num_requests']} requests per point"
+    )
     save_figure_atomic(fig, path)
     plt.close(fig)

@@ -12,9 +12,21 @@ import pytest
 from jaxserve.cli import main
 
 SIMULATE_KEYS = {
-    "performance", "normalized_performance", "peak", "availability", "goodput", "num_arrived",
-    "num_on_time", "num_late", "num_dropped", "num_rejected", "latency_mean_s",
-    "latency_p50_s", "latency_p99_s", "routing_fraction", "fluid_upper_bound",
+    "performance",
+    "normalized_performance",
+    "peak",
+    "availability",
+    "goodput",
+    "num_arrived",
+    "num_on_time",
+    "num_late",
+    "num_dropped",
+    "num_rejected",
+    "latency_mean_s",
+    "latency_p50_s",
+    "latency_p99_s",
+    "routing_fraction",
+    "fluid_upper_bound",
 }
 
 
@@ -23,8 +35,9 @@ def test_simulate_json_has_the_contract_keys(capsys):
     result = json.loads(capsys.readouterr().out)
     assert SIMULATE_KEYS <= set(result)
     assert result["num_arrived"] == 300
-    assert (result["num_on_time"] + result["num_late"] + result["num_dropped"]
-            + result["num_rejected"]) == 300
+    assert (
+        result["num_on_time"] + result["num_late"] + result["num_dropped"] + result["num_rejected"]
+    ) == 300
     assert 0 <= result["normalized_performance"] <= 1
     # At 150 req/s (below the 6.7B pair's capacity) the bound is the expected peak.
     assert result["fluid_upper_bound_normalized"] == pytest.approx(1.0)
@@ -36,8 +49,7 @@ def test_simulate_table_and_seed_changes_result(capsys):
     assert "normalized_performance" in table and "routing_fraction" in table
     outs = []
     for seed in ("1", "2"):
-        main(["simulate", "--num-requests", "200", "--policy", "random", "--seed", seed,
-              "--json"])
+        main(["simulate", "--num-requests", "200", "--policy", "random", "--seed", seed, "--json"])
         outs.append(json.loads(capsys.readouterr().out)["routing_fraction"])
     assert outs[0] != outs[1]
 
@@ -78,8 +90,20 @@ def test_bad_scenario_toml_is_one_line(tmp_path, capsys):
 
 def test_sweep_writes_json_and_plot_atomically(tmp_path, capsys):
     stem = tmp_path / "out" / "sweep"
-    argv = ["sweep", "--policies", "static:2,greedy", "--rates", "50,400", "--seeds", "1",
-            "--num-requests", "200", "--out", str(stem), "--json"]
+    argv = [
+        "sweep",
+        "--policies",
+        "static:2,greedy",
+        "--rates",
+        "50,400",
+        "--seeds",
+        "1",
+        "--num-requests",
+        "200",
+        "--out",
+        str(stem),
+        "--json",
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["policies"] == ["static:2", "greedy"]
@@ -88,7 +112,11 @@ def test_sweep_writes_json_and_plot_atomically(tmp_path, capsys):
 
 
 def test_console_script_reports_errors_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "jaxserve.cli", "simulate", "--rate", "-1"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxserve.cli", "simulate", "--rate", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -33,8 +33,9 @@ def predicted_completion_s(env: ServingEnv, state: EnvState, params: SimParams) 
     replicas = jnp.asarray(cfg.replicas)
     busy = state.batch_size > 0
     mask = jnp.asarray(env._replica_mask)
-    wait_s = jnp.min(jnp.where(mask, jnp.where(busy, state.free_s - state.now_s, 0.0), jnp.inf),
-                     axis=1)
+    wait_s = jnp.min(
+        jnp.where(mask, jnp.where(busy, state.free_s - state.now_s, 0.0), jnp.inf), axis=1
+    )
     rounds = state.queue_len // (max_batch * replicas)
     full_s = jnp.take_along_axis(params.latency_s, (max_batch - 1)[:, None], axis=1)[:, 0]
     own = jnp.minimum(state.queue_len % (max_batch * replicas) + 1, max_batch)
@@ -74,8 +75,7 @@ def make_greedy(env: ServingEnv):
         done_s = predicted_completion_s(env, state, params)
         meets = done_s <= params.deadline_s[task]
         quality = jnp.where(meets, params.quality[task], -jnp.inf)
-        return jnp.where(jnp.any(meets), jnp.argmax(quality), jnp.argmin(done_s)).astype(
-            jnp.int32)
+        return jnp.where(jnp.any(meets), jnp.argmax(quality), jnp.argmin(done_s)).astype(jnp.int32)
 
     return policy
 
@@ -131,7 +131,8 @@ def make_policy(name: str, env: ServingEnv, scenario=None):
         return make_lp(env, rates, lp_routing_table(scenario, rates), fastest)
     raise InputError(
         f"policy = {name!r}: expected one of static:K, static:MODEL, random, round-robin, jsq, "
-        "greedy, lp, or a checkpoint directory")
+        "greedy, lp, or a checkpoint directory"
+    )
 
 
 def _static_index(name: str, scenario, num_models: int) -> int:
@@ -144,12 +145,18 @@ def _static_index(name: str, scenario, num_models: int) -> int:
         return k
     names = tuple(scenario.model_names) if scenario is not None else ()
     if what not in names:
-        raise InputError(f"policy = {name!r}: unknown model {what!r}; expected one of "
-                         f"{', '.join(names) or 'an index'}")
+        raise InputError(
+            f"policy = {name!r}: unknown model {what!r}; expected one of "
+            f"{', '.join(names) or 'an index'}"
+        )
     return names.index(what)
 
 
-def baseline_names(num_models: int) -> list[str]:
-    """Every baseline, static ones expanded per model."""
-    return [f"static:{k}" for k in range(num_models)] + ["random", "round-robin", "jsq",
-                                                          "greedy", "lp"]
+def baseline_names(models) -> list[str]:
+    """Every baseline, static ones expanded per model (`models`: a count or model names)."""
+    names = (
+        [f"static:{k}" for k in range(models)]
+        if isinstance(models, int)
+        else [f"static:{m}" for m in models]
+    )
+    return names + ["random", "round-robin", "jsq", "greedy", "lp"]

@@ -39,11 +39,20 @@ class ServingEnv:
         k, s = config.num_models, config.pad_slots
         self._max_batch = np.asarray(config.max_batch, np.int32)  # (K,)
         self._capacity = np.asarray(config.queue_capacity, np.int32)  # (K,)
-        self._replica_mask = np.arange(config.pad_replicas)[None, :] < np.asarray(
-            config.replicas)[:, None]  # (K, R)
-        self._slot_mask = np.arange(s)[None, :] < np.asarray(
-            [c + r * b for c, r, b in zip(config.queue_capacity, config.replicas,
-                                          config.max_batch, strict=True)])[:, None]  # (K, S)
+        self._replica_mask = (
+            np.arange(config.pad_replicas)[None, :] < np.asarray(config.replicas)[:, None]
+        )  # (K, R)
+        self._slot_mask = (
+            np.arange(s)[None, :]
+            < np.asarray(
+                [
+                    c + r * b
+                    for c, r, b in zip(
+                        config.queue_capacity, config.replicas, config.max_batch, strict=True
+                    )
+                ]
+            )[:, None]
+        )  # (K, S)
         self._sizes = np.arange(1, config.pad_batch + 1, dtype=np.int32)  # (B,) batch sizes
         self._models = np.arange(k, dtype=np.int32)
 
@@ -87,7 +96,9 @@ class ServingEnv:
             queue_len=jnp.zeros(k, jnp.int32),
             slot_replica=jnp.full((k, s), FREE, jnp.int32),
             slot_pos=jnp.zeros((k, s), jnp.int32),
-            slot_arrival_s=zeros, slot_deadline_s=zeros, slot_quality=zeros,
+            slot_arrival_s=zeros,
+            slot_deadline_s=zeros,
+            slot_quality=zeros,
             slot_grace_s=jnp.ones((k, s), jnp.float32),
             slot_decision=jnp.zeros((k, s), jnp.int32),
             free_s=jnp.zeros((k, r), jnp.float32),
@@ -98,7 +109,10 @@ class ServingEnv:
 
     # ------------------------------------------------------------------- step
     def step(self, key: jax.Array, state: EnvState, action: jax.Array, params: SimParams):
-        """Route the current request, advance to the next arrival; (obs, state, reward, done, info)."""
+        """Route the current request and advance to the next arrival.
+
+        Returns (obs, state, reward, done, info).
+        """
         arrivals = state.arrivals
         num_arrivals = arrivals.gap_s.shape[0]
         i = state.step
@@ -110,13 +124,17 @@ class ServingEnv:
 
         records = self._empty_records()
         new_state, records, reward = self._admit(state, action, params, records)
-        new_state, records, reward, iterations = self._advance(key, new_state, params, t_next,
-                                                               records, reward)
+        new_state, records, reward, iterations = self._advance(
+            key, new_state, params, t_next, records, reward
+        )
         new_state = self._next_arrival(new_state, params, t_next, gap_s, has_next)
 
         # A step after the episode's end changes nothing (padded traces, finished lanes).
-        new_state = jax.tree.map(lambda a, b: jnp.where(active, a, b),
-                                 new_state.replace(arrivals=None), state.replace(arrivals=None))
+        new_state = jax.tree.map(
+            lambda a, b: jnp.where(active, a, b),
+            new_state.replace(arrivals=None),
+            state.replace(arrivals=None),
+        )
         new_state = new_state.replace(arrivals=arrivals, step=i + active.astype(jnp.int32))
         reward = jnp.where(active, reward, 0.0)
         info = {"active": active, "event_iterations": iterations}
@@ -140,8 +158,11 @@ class ServingEnv:
         pick = lambda row: jnp.sum(jnp.where(on_model, row, 0))
         rejected = ~jnp.any(on_model) | (pick(state.queue_len) >= pick(self._capacity))
         free = (state.slot_replica == FREE) & self._slot_mask  # (K, S)
-        slot = on_model[:, None] & (jnp.arange(cfg.pad_slots) == _first_true(free)[:, None]) & (
-            ~rejected)  # (K, S)
+        slot = (
+            on_model[:, None]
+            & (jnp.arange(cfg.pad_slots) == _first_true(free)[:, None])
+            & (~rejected)
+        )  # (K, S)
         put = lambda old, new: jnp.where(slot, new, old)
         quality = on_task @ params.quality  # (K,) quality of this task on each model
         deadline_s, grace_s = on_task @ params.deadline_s, on_task @ params.grace_s
@@ -152,8 +173,8 @@ class ServingEnv:
             num_outcome=c.num_outcome + rejected * _unit(4, REJECTED),
             sum_utility=c.sum_utility + jnp.where(rejected, penalty, 0.0),
             sum_peak=c.sum_peak + jnp.max(quality),
-            num_routed=c.num_routed + (jnp.arange(cfg.num_actions) == jnp.minimum(
-                action, cfg.num_actions - 1)),
+            num_routed=c.num_routed
+            + (jnp.arange(cfg.num_actions) == jnp.minimum(action, cfg.num_actions - 1)),
         )
         state = state.replace(
             slot_replica=put(state.slot_replica, WAITING),
@@ -168,8 +189,14 @@ class ServingEnv:
         )
         model = jnp.where(jnp.any(on_model), action, -1)
         records = self._append(
-            records, rejected[None], i[None], jnp.full((1,), penalty), jnp.full((1,), REJECTED),
-            model[None], jnp.zeros((1,)))
+            records,
+            rejected[None],
+            i[None],
+            jnp.full((1,), penalty),
+            jnp.full((1,), REJECTED),
+            model[None],
+            jnp.zeros((1,)),
+        )
         return state, records, jnp.where(rejected, penalty, 0.0)
 
     # --------------------------------------------------------------- advance
@@ -185,13 +212,24 @@ class ServingEnv:
 
         def unpack(carry) -> EnvState:
             slot_replica, slot_pos, queue_len, free_s, batch_size, counters = carry
-            return fixed.replace(slot_replica=slot_replica, slot_pos=slot_pos,
-                                 queue_len=queue_len, free_s=free_s, batch_size=batch_size,
-                                 counters=counters)
+            return fixed.replace(
+                slot_replica=slot_replica,
+                slot_pos=slot_pos,
+                queue_len=queue_len,
+                free_s=free_s,
+                batch_size=batch_size,
+                counters=counters,
+            )
 
         def pack(state: EnvState):
-            return (state.slot_replica, state.slot_pos, state.queue_len, state.free_s,
-                    state.batch_size, state.counters)
+            return (
+                state.slot_replica,
+                state.slot_pos,
+                state.queue_len,
+                state.free_s,
+                state.batch_size,
+                state.counters,
+            )
 
         def cond(carry):
             fields, t_cur, *_ = carry
@@ -205,13 +243,15 @@ class ServingEnv:
             t_event = jnp.minimum(t_complete, t_start)
             happens = t_event <= t_next  # (K,)
             complete = happens & (t_complete <= t_start)  # ties: completion first
-            state, records, reward = self._complete(params, state, complete, t_event, records,
-                                                    reward)
+            state, records, reward = self._complete(
+                params, state, complete, t_event, records, reward
+            )
             _, t_start = self._event_times(state, params, t_event)
             start = happens & (t_start <= t_event)
-            key_it = jax.random.fold_in(key, it)
-            state, records, reward = self._start(key_it, state, params, start, t_event,
-                                                 records, reward)
+            key_it = jax.random.fold_in(key, it) if self.config.service_noise else key
+            state, records, reward = self._start(
+                key_it, state, params, start, t_event, records, reward
+            )
             return pack(state), jnp.where(happens, t_event, t_cur), records, reward, it + 1
 
         t_cur = jnp.full((self.config.num_models,), state.now_s)
@@ -242,21 +282,29 @@ class ServingEnv:
         on_time = lateness <= 0
         latency = t_s[:, None] - state.slot_arrival_s
         records = self._append(
-            records, done.ravel(), state.slot_decision.ravel(), utility.ravel(),
+            records,
+            done.ravel(),
+            state.slot_decision.ravel(),
+            utility.ravel(),
             jnp.where(on_time, ON_TIME, LATE).ravel(),
-            jnp.broadcast_to(self._models[:, None], done.shape).ravel(), latency.ravel())
+            jnp.broadcast_to(self._models[:, None], done.shape).ravel(),
+            latency.ravel(),
+        )
         c = state.counters
         gained = jnp.sum(jnp.where(done, utility, 0.0))
         num_done, num_on_time = jnp.sum(done), jnp.sum(done & on_time)
         counters = c.replace(
-            num_outcome=c.num_outcome + num_on_time * _unit(4, ON_TIME) + (
-                num_done - num_on_time) * _unit(4, LATE),
+            num_outcome=c.num_outcome
+            + num_on_time * _unit(4, ON_TIME)
+            + (num_done - num_on_time) * _unit(4, LATE),
             sum_utility=c.sum_utility + gained,
             sum_latency_s=c.sum_latency_s + jnp.sum(jnp.where(done, latency, 0.0)),
         )
         state = state.replace(
             slot_replica=jnp.where(done, FREE, state.slot_replica),
-            batch_size=jnp.where(pick, 0, state.batch_size), counters=counters)
+            batch_size=jnp.where(pick, 0, state.batch_size),
+            counters=counters,
+        )
         return state, records, reward + gained
 
     def _start(self, key, state: EnvState, params: SimParams, start, t_s, records, reward):
@@ -279,20 +327,29 @@ class ServingEnv:
 
         penalty = -params.miss_penalty.astype(jnp.float32)
         records = self._append(
-            records, dropped.ravel(), state.slot_decision.ravel(),
-            jnp.full(dropped.size, penalty), jnp.full(dropped.size, DROPPED),
+            records,
+            dropped.ravel(),
+            state.slot_decision.ravel(),
+            jnp.full(dropped.size, penalty),
+            jnp.full(dropped.size, DROPPED),
             jnp.broadcast_to(self._models[:, None], dropped.shape).ravel(),
-            jnp.zeros(dropped.size))
+            jnp.zeros(dropped.size),
+        )
         num_dropped = jnp.sum(dropped)
         c = state.counters
         state = state.replace(
-            slot_replica=jnp.where(dropped, FREE, state.slot_replica), slot_pos=pos,
-            counters=c.replace(num_outcome=c.num_outcome + num_dropped * _unit(4, DROPPED),
-                               sum_utility=c.sum_utility + penalty * num_dropped))
+            slot_replica=jnp.where(dropped, FREE, state.slot_replica),
+            slot_pos=pos,
+            counters=c.replace(
+                num_outcome=c.num_outcome + num_dropped * _unit(4, DROPPED),
+                sum_utility=c.sum_utility + penalty * num_dropped,
+            ),
+        )
         state = self._load_batch(key, state, params, t_s, size, keep & (pos < size[:, None]))
         state = state.replace(
             slot_pos=jnp.where(keep, state.slot_pos - size[:, None], state.slot_pos),
-            queue_len=num_keep - size)
+            queue_len=num_keep - size,
+        )
         return state, records, reward + penalty * num_dropped
 
     def _batch_size(self, params: SimParams, t_s, num_keep, keep, pos, state: EnvState):
@@ -319,8 +376,9 @@ class ServingEnv:
         cfg = self.config
         base_s = jnp.sum(jnp.where(self._sizes == size[:, None], params.latency_s, 0.0), axis=1)
         if cfg.service_noise:
-            base_s = base_s * jnp.exp(params.noise_sigma * jax.random.normal(
-                key, (cfg.num_models,)))
+            base_s = base_s * jnp.exp(
+                params.noise_sigma * jax.random.normal(key, (cfg.num_models,))
+            )
         done_s = t_s + base_s  # (K,)
         idle = (state.batch_size == 0) & self._replica_mask
         replica = _first_true(idle)
@@ -347,8 +405,9 @@ class ServingEnv:
     def _next_arrival(self, state: EnvState, params: SimParams, t_next, gap_s, has_next):
         """Move the clock to the next arrival, update the rate estimate, shift the origin."""
         window = params.rate_window_s.astype(jnp.float32)
-        rate = jnp.where(has_next, state.rate_est * jnp.exp(-gap_s / window) + 1.0 / window,
-                         state.rate_est)
+        rate = jnp.where(
+            has_next, state.rate_est * jnp.exp(-gap_s / window) + 1.0 / window, state.rate_est
+        )
         now = jnp.where(has_next, t_next, state.now_s)
         # Whole seconds move into the integer origin; integer shifts of float32 are exact.
         shift = jnp.where(now >= 1.0, jnp.floor(now), 0.0)
@@ -364,9 +423,13 @@ class ServingEnv:
     def _empty_records(self) -> Records:
         m = self.config.max_records if self.config.emit_records else 1
         return Records(
-            mask=jnp.zeros(m, bool), decision=jnp.zeros(m, jnp.int32),
-            utility=jnp.zeros(m, jnp.float32), outcome=jnp.zeros(m, jnp.int32),
-            model=jnp.zeros(m, jnp.int32), latency_s=jnp.zeros(m, jnp.float32))
+            mask=jnp.zeros(m, bool),
+            decision=jnp.zeros(m, jnp.int32),
+            utility=jnp.zeros(m, jnp.float32),
+            outcome=jnp.zeros(m, jnp.int32),
+            model=jnp.zeros(m, jnp.int32),
+            latency_s=jnp.zeros(m, jnp.float32),
+        )
 
     def _append(self, records: Records, mask, decision, utility, outcome, model, latency_s):
         """Append the masked entries at the first free positions (no-op without records)."""
@@ -377,9 +440,13 @@ class ServingEnv:
         pos = jnp.where(mask, count + jnp.cumsum(mask) - 1, m)  # out of range = dropped
         put = lambda buf, val: buf.at[pos].set(val.astype(buf.dtype), mode="drop")
         return Records(
-            mask=put(records.mask, mask), decision=put(records.decision, decision),
-            utility=put(records.utility, utility), outcome=put(records.outcome, outcome),
-            model=put(records.model, model), latency_s=put(records.latency_s, latency_s))
+            mask=put(records.mask, mask),
+            decision=put(records.decision, decision),
+            utility=put(records.utility, utility),
+            outcome=put(records.outcome, outcome),
+            model=put(records.model, model),
+            latency_s=put(records.latency_s, latency_s),
+        )
 
     # ------------------------------------------------------------ observation
     def observe(self, state: EnvState, params: SimParams) -> jax.Array:
@@ -395,8 +462,9 @@ class ServingEnv:
         if cfg.obs_mode == "paper":
             return jnp.concatenate([one_hot, (queued + in_service) / scale, rate])
         busy = state.batch_size > 0
-        earliest = jnp.min(jnp.where(self._replica_mask, jnp.where(busy, state.free_s,
-                                                                     state.now_s), _INF), axis=1)
+        earliest = jnp.min(
+            jnp.where(self._replica_mask, jnp.where(busy, state.free_s, state.now_s), _INF), axis=1
+        )
         wait = jnp.maximum(earliest - state.now_s, 0.0) / params.deadline_s[task]
         return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate])
 
@@ -420,8 +488,11 @@ def _drops_ahead(pos: jax.Array, dropped: jax.Array) -> jax.Array:
     """
     k, s = pos.shape
     rows = jnp.arange(k)[:, None]
-    by_pos = jnp.zeros((k, s), jnp.int32).at[rows, jnp.clip(pos, 0, s - 1)].add(
-        dropped.astype(jnp.int32))
+    by_pos = (
+        jnp.zeros((k, s), jnp.int32)
+        .at[rows, jnp.clip(pos, 0, s - 1)]
+        .add(dropped.astype(jnp.int32))
+    )
     ahead = jnp.cumsum(by_pos, axis=1) - by_pos
     return jnp.take_along_axis(ahead, jnp.clip(pos, 0, s - 1), axis=1)
 

@@ -32,8 +32,15 @@ def windowed_normalized(arrival_s, utility, peak, window_s: float):
     return starts[has], u[has] / p[has]
 
 
-def request_metrics(ledger: dict, arrival_s, tasks, quality, num_actions: int,
-                    window_s: float = DEFAULT_WINDOW_S, valid=None) -> dict:
+def request_metrics(
+    ledger: dict,
+    arrival_s,
+    tasks,
+    quality,
+    num_actions: int,
+    window_s: float = DEFAULT_WINDOW_S,
+    valid=None,
+) -> dict:
     """Every per-request SPEC §4 metric of one run, as plain Python numbers and lists.
 
     Args:
@@ -77,8 +84,9 @@ def request_metrics(ledger: dict, arrival_s, tasks, quality, num_actions: int,
         "windowed_normalized_performance": series.tolist(),
     }
     for level in PEAK_LEVELS:
-        out[f"time_above_{round(level * 100)}"] = float(np.mean(series >= level)) if series.size \
-            else 0.0
+        out[f"time_above_{round(level * 100)}"] = (
+            float(np.mean(series >= level)) if series.size else 0.0
+        )
     return out
 
 

@@ -57,13 +57,20 @@ def ledger_rollout(env: ServingEnv, policy: Policy, key, params: SimParams, arri
     # Per-step keys by fold_in over the step index: scanning over split keys trips JAX
     # 0.10's key-reuse checker under vmap (a false positive), and this is just as good.
     (_, state, ledger), (actions, rewards, active) = jax.lax.scan(
-        one_step, (obs, state, _empty_ledger(num_arrivals)), jnp.arange(num_arrivals))
-    return {**ledger, "action": actions, "rewards": rewards, "active": active,
-            "counters": state.counters}
+        one_step, (obs, state, _empty_ledger(num_arrivals)), jnp.arange(num_arrivals)
+    )
+    return {
+        **ledger,
+        "action": actions,
+        "rewards": rewards,
+        "active": active,
+        "counters": state.counters,
+    }
 
 
-def counter_rollout(env: ServingEnv, policy: Policy, key, params: SimParams,
-                    arrivals: Arrivals) -> Counters:
+def counter_rollout(
+    env: ServingEnv, policy: Policy, key, params: SimParams, arrivals: Arrivals
+) -> Counters:
     """One episode keeping only running totals: the fast path for sweeps and benchmarks."""
     num_arrivals = arrivals.gap_s.shape[0]
     key, key_reset = jax.random.split(key)

@@ -81,8 +81,15 @@ def episode_length(spec: WorkloadSpec, num_requests: int) -> int:
     return num_requests
 
 
-def simulate(scenario: Scenario, policy, workload: WorkloadSpec, num_requests: int = 10_000,
-             seed: int = 0, window_s: float | None = None, policy_name: str = "") -> dict:
+def simulate(
+    scenario: Scenario,
+    policy,
+    workload: WorkloadSpec,
+    num_requests: int = 10_000,
+    seed: int = 0,
+    window_s: float | None = None,
+    policy_name: str = "",
+) -> dict:
     """Run one evaluation episode and return every SPEC §4 metric (JSON-ready)."""
     env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=True))
     params = scenario.sim_params()
@@ -97,10 +104,22 @@ def simulate(scenario: Scenario, policy, workload: WorkloadSpec, num_requests: i
     arrival_s = absolute_arrival_times(arrivals.gap_s)
     if window_s is None:
         window_s = TRACE_WINDOW_S if workload.kind == "trace" else DEFAULT_WINDOW_S
-    out = request_metrics(ledger, arrival_s, np.asarray(arrivals.task), scenario.quality,
-                          env.num_actions, window_s, valid=np.asarray(arrivals.valid))
-    out.update(scenario=scenario.name, policy=policy_name, workload=workload.kind,
-               seed=seed, model_names=list(scenario.model_names))
+    out = request_metrics(
+        ledger,
+        arrival_s,
+        np.asarray(arrivals.task),
+        scenario.quality,
+        env.num_actions,
+        window_s,
+        valid=np.asarray(arrivals.valid),
+    )
+    out.update(
+        scenario=scenario.name,
+        policy=policy_name,
+        workload=workload.kind,
+        seed=seed,
+        model_names=list(scenario.model_names),
+    )
     if workload.kind == "poisson":
         out.update(_fluid_bound(scenario, workload))
     return out

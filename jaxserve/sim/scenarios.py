@@ -11,12 +11,12 @@ import csv
 import dataclasses
 import json
 import math
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from jaxserve.errors import InputError
 from jaxserve.sim import roofline
@@ -35,6 +35,11 @@ PAPER_MODELS = ("opt-125m", "opt-1.3b", "opt-6.7b")
 PAPER_TASKS = ("lambada_openai", "piqa", "arc_easy", "sciq")
 PAPER_MAX_BATCH = 16
 PAPER_QUEUE_CAPACITY = 32
+# opt-a100x4 per model (125m, 1.3b, 6.7b): OPT-6.7B's batch of 8 already takes 68.8 ms,
+# past the 60 ms deadline, so larger batches could never be on time; 16 queued requests per
+# model are more than any model can finish within one deadline (see docs/latency-model.md).
+A100X4_MAX_BATCH = (16, 16, 8)
+A100X4_QUEUE_CAPACITY = 16
 # Hard deadline: 5x OPT-6.7B's batch-of-1 latency (11.3 ms) rounded up to 10 ms.
 PAPER_DEADLINE_S = 0.060
 DEADLINE_FACTOR = 5.0
@@ -380,19 +385,24 @@ def zoo_scenario(
     replicas: Sequence[int] | None = None,
     hardware: str = "a100",
     tokens_per_request: int = roofline.DEFAULT_TOKENS_PER_REQUEST,
-    max_batch: int = PAPER_MAX_BATCH,
-    queue_capacity: int = PAPER_QUEUE_CAPACITY,
+    max_batch: int | Sequence[int] = PAPER_MAX_BATCH,
+    queue_capacity: int | Sequence[int] = PAPER_QUEUE_CAPACITY,
     deadline_s: float | None = None,
     quality: Sequence[Sequence[float]] | None = None,
     name: str | None = None,
     **overrides: Any,
 ) -> Scenario:
-    """A roofline scenario for any OPT sizes (quality interpolated where not measured)."""
+    """A roofline scenario for any OPT sizes (quality interpolated where not measured).
+
+    `max_batch` and `queue_capacity` are one number for every model or one per model.
+    """
+    k = len(model_names)
+    per_model = lambda v: tuple(v) if isinstance(v, Sequence) else (v,) * k
     latency = tuple(
-        roofline.latency_profile(m, max_batch, hardware, tokens_per_request) for m in model_names
+        roofline.latency_profile(m, b, hardware, tokens_per_request)
+        for m, b in zip(model_names, per_model(max_batch), strict=True)
     )
     deadline = roofline_deadline_s(latency) if deadline_s is None else deadline_s
-    k = len(model_names)
     return Scenario(
         name=name or f"opt-zoo-{k}-{hardware}",
         model_names=tuple(model_names),
@@ -400,7 +410,7 @@ def zoo_scenario(
         quality=tuple(quality) if quality is not None else opt_quality(task_names, model_names),
         latency_s=latency,
         replicas=tuple(replicas or (1,) * k),
-        queue_capacity=(queue_capacity,) * k,
+        queue_capacity=per_model(queue_capacity),
         deadline_s=(deadline,) * len(task_names),
         description=f"roofline {hardware}, {tokens_per_request}-token prompt scoring",
         **overrides,
@@ -412,6 +422,8 @@ def opt_a100x4() -> Scenario:
     return zoo_scenario(
         PAPER_MODELS,
         replicas=(1, 1, 2),
+        max_batch=A100X4_MAX_BATCH,
+        queue_capacity=A100X4_QUEUE_CAPACITY,
         deadline_s=PAPER_DEADLINE_S,
         name="opt-a100x4",
         workload=DEFAULT_WORKLOAD,
@@ -423,6 +435,8 @@ def opt_a100x8_large() -> Scenario:
     return zoo_scenario(
         ("opt-6.7b",),
         replicas=(8,),
+        max_batch=8,
+        queue_capacity=64,
         deadline_s=PAPER_DEADLINE_S,
         name="opt-a100x8-large",
         workload=DEFAULT_WORKLOAD,

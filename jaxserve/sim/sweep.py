@@ -28,8 +28,9 @@ def make_switch_policy(policies: list):
 
     def policy(index, key, obs, state, params):
         keys = jax.random.split(key, len(policies))
-        actions = jnp.stack([p(keys[i], obs, state, params).astype(jnp.int32)
-                             for i, p in enumerate(policies)])
+        actions = jnp.stack(
+            [p(keys[i], obs, state, params).astype(jnp.int32) for i, p in enumerate(policies)]
+        )
         return jnp.sum(jnp.where(jnp.arange(len(policies)) == index, actions, 0))
 
     return policy
@@ -42,9 +43,16 @@ def default_rates(scenario: Scenario, num: int = 16) -> np.ndarray:
     return np.geomspace(largest / 30.0, 3.0 * max(total, largest), num)
 
 
-def run_sweep(scenario: Scenario, policy_names: list[str], rates, mixes=None,
-              deadline_scales=(1.0,), num_requests: int = 4000, seeds: int = 4,
-              policies: list | None = None) -> dict:
+def run_sweep(
+    scenario: Scenario,
+    policy_names: list[str],
+    rates,
+    mixes=None,
+    deadline_scales=(1.0,),
+    num_requests: int = 4000,
+    seeds: int = 4,
+    policies: list | None = None,
+) -> dict:
     """Evaluate every grid point (policy, rate, mix, deadline scale, seed) in one call.
 
     Returns per-point aggregate metrics averaged over seeds, with the grid axes.
@@ -55,11 +63,14 @@ def run_sweep(scenario: Scenario, policy_names: list[str], rates, mixes=None,
     mixes = [tuple(scenario.task_mix())] if mixes is None else [tuple(m) for m in mixes]
     for m in mixes:
         if len(m) != scenario.num_tasks or abs(sum(m) - 1) > 1e-6 or min(m) < 0:
-            raise InputError(f"--mixes {m}: expected {scenario.num_tasks} non-negative "
-                             "probabilities summing to 1")
+            raise InputError(
+                f"--mixes {m}: expected {scenario.num_tasks} non-negative "
+                "probabilities summing to 1"
+            )
     base = scenario.sim_params()
-    wparams, generate = make_workload(WorkloadSpec(kind="poisson"), scenario.num_tasks,
-                                      num_requests)
+    wparams, generate = make_workload(
+        WorkloadSpec(kind="poisson"), scenario.num_tasks, num_requests
+    )
     switch = make_switch_policy(policies)
 
     def run_one(policy_index, rate, mix, deadline_scale, seed):
@@ -72,23 +83,40 @@ def run_sweep(scenario: Scenario, policy_names: list[str], rates, mixes=None,
         policy = lambda *a: switch(policy_index, *a)
         return counter_metrics(counter_rollout(env, policy, key_run, params, arrivals))
 
-    axes = (range(len(policies)), np.asarray(rates, np.float32), range(len(mixes)),
-            np.asarray(deadline_scales, np.float32), range(seeds))
+    axes = (
+        range(len(policies)),
+        np.asarray(rates, np.float32),
+        range(len(mixes)),
+        np.asarray(deadline_scales, np.float32),
+        range(seeds),
+    )
     grid = list(itertools.product(*axes))
     cols = list(zip(*grid, strict=True))
-    args = (jnp.asarray(cols[0], jnp.int32), jnp.asarray(cols[1]),
-            jnp.asarray(np.asarray(mixes, np.float32)[list(cols[2])]), jnp.asarray(cols[3]),
-            jnp.asarray(cols[4], jnp.int32))
+    args = (
+        jnp.asarray(cols[0], jnp.int32),
+        jnp.asarray(cols[1]),
+        jnp.asarray(np.asarray(mixes, np.float32)[list(cols[2])]),
+        jnp.asarray(cols[3]),
+        jnp.asarray(cols[4], jnp.int32),
+    )
     start = time.perf_counter()
     metrics = jax.block_until_ready(jax.jit(jax.vmap(run_one))(*args))
     wall_s = time.perf_counter() - start
     shape = (len(policies), len(rates), len(mixes), len(deadline_scales), seeds)
-    out = {k: np.asarray(v).reshape(shape + np.shape(v)[1:]).mean(axis=4)
-           for k, v in metrics.items()}
-    return {"policies": list(policy_names), "rates": [float(r) for r in rates],
-            "mixes": [list(m) for m in mixes], "deadline_scales": list(deadline_scales),
-            "seeds": seeds, "num_requests": num_requests, "wall_s": wall_s,
-            "decisions": len(grid) * num_requests, **{k: v.tolist() for k, v in out.items()}}
+    out = {
+        k: np.asarray(v).reshape(shape + np.shape(v)[1:]).mean(axis=4) for k, v in metrics.items()
+    }
+    return {
+        "policies": list(policy_names),
+        "rates": [float(r) for r in rates],
+        "mixes": [list(m) for m in mixes],
+        "deadline_scales": list(deadline_scales),
+        "seeds": seeds,
+        "num_requests": num_requests,
+        "wall_s": wall_s,
+        "decisions": len(grid) * num_requests,
+        **{k: v.tolist() for k, v in out.items()},
+    }
 
 
 def fluid_curve(scenario: Scenario, rates, mix=None) -> list[float]:
@@ -133,8 +161,7 @@ def run_sweep_cli(args) -> int:
     from jaxserve.sim.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
-    names = (args.policies.split(",") if args.policies
-             else baseline_names(scenario.num_models))
+    names = args.policies.split(",") if args.policies else baseline_names(scenario.model_names)
     rates = _parse_rates(args.rates, scenario)
     mixes = None
     if args.mixes:
@@ -142,10 +169,12 @@ def run_sweep_cli(args) -> int:
     scales = _parse_floats("--deadline-scales", args.deadline_scales)
     env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
     policies = [_as_policy(_resolve_policy(n, scenario), env, scenario) for n in names]
-    result = run_sweep(scenario, names, rates, mixes, scales, args.num_requests, args.seeds,
-                       policies)
-    result["fluid_upper_bound_normalized"] = fluid_curve(scenario, rates, mixes[0] if mixes
-                                                         else None)
+    result = run_sweep(
+        scenario, names, rates, mixes, scales, args.num_requests, args.seeds, policies
+    )
+    result["fluid_upper_bound_normalized"] = fluid_curve(
+        scenario, rates, mixes[0] if mixes else None
+    )
     result["scenario"] = scenario.name
     if args.out:
         from jaxserve.io_utils import write_json_atomic
@@ -165,9 +194,11 @@ def format_sweep(result: dict) -> str:
     """Normalised performance (and availability) per policy and rate, first mix and deadline."""
     rates = result["rates"]
     head = f"{'policy':<14}" + "".join(f"{r:>8.0f}" for r in rates)
-    lines = [f"normalised performance (availability below), scenario {result['scenario']}, "
-             f"{result['seeds']} seeds x {result['num_requests']} requests; rates in req/s",
-             head]
+    lines = [
+        f"normalised performance (availability below), scenario {result['scenario']}, "
+        f"{result['seeds']} seeds x {result['num_requests']} requests; rates in req/s",
+        head,
+    ]
     for p, name in enumerate(result["policies"]):
         perf = [result["normalized_performance"][p][r][0][0] for r in range(len(rates))]
         avail = [result["availability"][p][r][0][0] for r in range(len(rates))]

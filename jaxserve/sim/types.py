@@ -63,14 +63,18 @@ class SimConfig:
     @property
     def pad_slots(self) -> int:
         """Request slots per model: waiting (capacity) plus in service (replicas x batch)."""
-        return max(c + r * b for c, r, b in zip(self.queue_capacity, self.replicas,
-                                                self.max_batch, strict=True))
+        return max(
+            c + r * b
+            for c, r, b in zip(self.queue_capacity, self.replicas, self.max_batch, strict=True)
+        )
 
     @property
     def max_records(self) -> int:
         """Upper bound on requests resolved in one step: all in the system plus the new one."""
-        in_system = sum(c + r * b for c, r, b in zip(self.queue_capacity, self.replicas,
-                                                     self.max_batch, strict=True))
+        in_system = sum(
+            c + r * b
+            for c, r, b in zip(self.queue_capacity, self.replicas, self.max_batch, strict=True)
+        )
         return in_system + 1
 
     @property

@@ -27,17 +27,24 @@ def _two_model_env():
     # Model 0: fast (0.1 s), poor quality; model 1: slow (0.5 s alone, 0.6 s for 2), good.
     cfg = SimConfig(num_tasks=1, max_batch=(1, 2), replicas=(1, 1), queue_capacity=(8, 8))
     params = SimParams(
-        quality=jnp.asarray([[0.3, 0.9]]), latency_s=jnp.asarray([[0.1, 1e9], [0.5, 0.6]]),
-        deadline_s=jnp.asarray([1.0]), grace_s=jnp.asarray([1.0]), max_wait_s=jnp.zeros(2),
-        miss_penalty=jnp.float32(0.0), noise_sigma=jnp.float32(0.0),
-        reference_rate=jnp.float32(1.0), rate_window_s=jnp.float32(1.0))
+        quality=jnp.asarray([[0.3, 0.9]]),
+        latency_s=jnp.asarray([[0.1, 1e9], [0.5, 0.6]]),
+        deadline_s=jnp.asarray([1.0]),
+        grace_s=jnp.asarray([1.0]),
+        max_wait_s=jnp.zeros(2),
+        miss_penalty=jnp.float32(0.0),
+        noise_sigma=jnp.float32(0.0),
+        reference_rate=jnp.float32(1.0),
+        rate_window_s=jnp.float32(1.0),
+    )
     return ServingEnv(cfg), params
 
 
 def _state_after(env, params, actions, gap_s=0.01):
     n = len(actions) + 1
-    arrivals = Arrivals(gap_s=jnp.full(n, gap_s, jnp.float32), task=jnp.zeros(n, jnp.int32),
-                        valid=jnp.ones(n, bool))
+    arrivals = Arrivals(
+        gap_s=jnp.full(n, gap_s, jnp.float32), task=jnp.zeros(n, jnp.int32), valid=jnp.ones(n, bool)
+    )
     obs, state = env.reset(jax.random.key(0), params, arrivals)
     for a in actions:
         obs, state, *_ = env.step(jax.random.key(1), state, jnp.int32(a), params)
@@ -115,7 +122,8 @@ def test_random_policy_differs_between_seeds():
     policy = make_policy("random", env)
     obs, state = _state_after(env, params, [])
     draws = jax.vmap(lambda k: policy(k, obs, state, params))(
-        jax.random.split(jax.random.key(0), 64))
+        jax.random.split(jax.random.key(0), 64)
+    )
     assert len(set(np.asarray(draws).tolist())) == 2
 
 

@@ -35,9 +35,11 @@ def _params(latency, deadline_s=(1.0,), quality=((0.5, 0.9),), max_wait=None, pe
 
 def _arrivals(gaps, tasks=None, valid=None):
     n = len(gaps)
-    return Arrivals(gap_s=jnp.asarray(gaps, jnp.float32),
-                    task=jnp.asarray(np.zeros(n) if tasks is None else tasks, jnp.int32),
-                    valid=jnp.asarray(np.ones(n, bool) if valid is None else valid))
+    return Arrivals(
+        gap_s=jnp.asarray(gaps, jnp.float32),
+        task=jnp.asarray(np.zeros(n) if tasks is None else tasks, jnp.int32),
+        valid=jnp.asarray(np.ones(n, bool) if valid is None else valid),
+    )
 
 
 def test_observation_layout_by_hand():
@@ -61,8 +63,9 @@ def test_observation_layout_by_hand():
 
 
 def test_paper_observation_mode_size():
-    cfg = SimConfig(num_tasks=3, max_batch=(2, 1), replicas=(1, 1), queue_capacity=(4, 4),
-                    obs_mode="paper")
+    cfg = SimConfig(
+        num_tasks=3, max_batch=(2, 1), replicas=(1, 1), queue_capacity=(4, 4), obs_mode="paper"
+    )
     params = _params([[0.1, 0.15], [0.4, 1e9]], deadline_s=(1.0,) * 3, quality=((0.5, 0.9),) * 3)
     obs, _ = ServingEnv(cfg).reset(jax.random.key(0), params, _arrivals([0.5, 0.1]))
     assert obs.shape == (3 + 2 + 1,) == (cfg.obs_size,)
@@ -90,8 +93,9 @@ def test_steps_after_done_change_nothing():
 def test_records_credit_each_request_to_its_decision():
     # One model, batch 1, latency 0.25: requests at 0.1, 0.2, 0.3 complete at 0.35, 0.6,
     # 0.85. Request 0 resolves during step 1 (0.2 < 0.35 <= 0.3? no: 0.35 > 0.3) -> step 2.
-    cfg = SimConfig(num_tasks=1, max_batch=(1,), replicas=(1,), queue_capacity=(4,),
-                    drop_expired=False)
+    cfg = SimConfig(
+        num_tasks=1, max_batch=(1,), replicas=(1,), queue_capacity=(4,), drop_expired=False
+    )
     params = _params([[0.25]], quality=((0.6,),), deadline_s=(10.0,))
     ledger = run_actions(ServingEnv(cfg), params, _arrivals([0.1, 0.1, 0.1]), [0, 0, 0])
     np.testing.assert_array_equal(ledger["resolve_step"], [2, 2, 2])
@@ -103,8 +107,9 @@ def test_long_run_keeps_sub_millisecond_times():
     # 3 hours of arrivals every 0.1 s with a fixed 1.5 ms service: every latency must stay
     # 1.5 ms (float32 absolute times would round to ~1 ms after an hour).
     n = 108_000
-    cfg = SimConfig(num_tasks=1, max_batch=(1,), replicas=(1,), queue_capacity=(2,),
-                    emit_records=True)
+    cfg = SimConfig(
+        num_tasks=1, max_batch=(1,), replicas=(1,), queue_capacity=(2,), emit_records=True
+    )
     params = _params([[0.0015]], quality=((1.0,),), deadline_s=(0.01,))
     ledger = run_actions(ServingEnv(cfg), params, _arrivals(np.full(n, 0.1)), np.zeros(n, int))
     np.testing.assert_allclose(ledger["latency_s"], 0.0015, rtol=1e-4)
@@ -121,8 +126,9 @@ def test_fifo_deadline_fast_path_matches_general_path(batching):
     arrivals = generate(jax.random.key(3), wparams)
     actions = np.random.default_rng(0).integers(1, 3, 600)
     fast = run_actions(ServingEnv(base), params, arrivals, actions)
-    slow = run_actions(ServingEnv(dataclasses.replace(base, fifo_deadlines=False)), params,
-                       arrivals, actions)
+    slow = run_actions(
+        ServingEnv(dataclasses.replace(base, fifo_deadlines=False)), params, arrivals, actions
+    )
     assert np.sum(fast["outcome"] == 2) > 10  # the run exercises drops
     for key in ("outcome", "model", "resolve_step"):
         np.testing.assert_array_equal(fast[key], slow[key])
@@ -134,11 +140,16 @@ def test_opt_a100x4_matches_reference_under_overload():
     wparams, generate = make_workload(WorkloadSpec(kind="poisson", rate=900.0), 4, 1500)
     arrivals = generate(jax.random.key(5), wparams)
     actions = np.random.default_rng(1).integers(0, 3, 1500)
-    ledger = run_actions(ServingEnv(scenario.sim_config()), scenario.sim_params(), arrivals,
-                         actions)
-    ref = reference_simulate(scenario.sim_config(), scenario.sim_params(),
-                             np.cumsum(np.asarray(arrivals.gap_s, np.float64)),
-                             np.asarray(arrivals.task), actions)
+    ledger = run_actions(
+        ServingEnv(scenario.sim_config()), scenario.sim_params(), arrivals, actions
+    )
+    ref = reference_simulate(
+        scenario.sim_config(),
+        scenario.sim_params(),
+        np.cumsum(np.asarray(arrivals.gap_s, np.float64)),
+        np.asarray(arrivals.task),
+        actions,
+    )
     np.testing.assert_array_equal(ledger["outcome"], ref.outcome)
     np.testing.assert_array_equal(ledger["resolve_step"], ref.resolve_step)
     np.testing.assert_allclose(ledger["utility"], ref.utility, atol=1e-6)
@@ -155,23 +166,38 @@ def test_counter_rollout_agrees_with_ledger_rollout():
     led = ledger_rollout(env, policy, jax.random.key(8), params, arrivals)
     counters = counter_rollout(fast_env, policy, jax.random.key(8), params, arrivals)
     outcome = np.asarray(led["outcome"])
-    np.testing.assert_array_equal(np.asarray(counters.num_outcome),
-                                  np.bincount(outcome, minlength=4))
-    np.testing.assert_allclose(float(counters.sum_utility), float(np.sum(led["utility"])),
-                               rtol=1e-5)
-    np.testing.assert_allclose(float(np.sum(led["rewards"])), float(np.sum(led["utility"])),
-                               rtol=1e-5)
+    np.testing.assert_array_equal(
+        np.asarray(counters.num_outcome), np.bincount(outcome, minlength=4)
+    )
+    np.testing.assert_allclose(
+        float(counters.sum_utility), float(np.sum(led["utility"])), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        float(np.sum(led["rewards"])), float(np.sum(led["utility"])), rtol=1e-5
+    )
 
 
 def test_service_noise_is_lognormal():
     # sigma = 0.3, batch 1, idle server: each latency = 0.01 * exp(0.3 z).
-    cfg = SimConfig(num_tasks=1, max_batch=(1,), replicas=(1,), queue_capacity=(2,),
-                    drop_expired=False, service_noise=True)
+    cfg = SimConfig(
+        num_tasks=1,
+        max_batch=(1,),
+        replicas=(1,),
+        queue_capacity=(2,),
+        drop_expired=False,
+        service_noise=True,
+    )
     params = _params([[0.01]], quality=((1.0,),), deadline_s=(10.0,)).replace(
-        noise_sigma=jnp.float32(0.3))
+        noise_sigma=jnp.float32(0.3)
+    )
     n = 4000
-    ledger = run_actions(ServingEnv(cfg), params, _arrivals(np.full(n, 1.0)), np.zeros(n, int),
-                         key=jax.random.key(11))
+    ledger = run_actions(
+        ServingEnv(cfg),
+        params,
+        _arrivals(np.full(n, 1.0)),
+        np.zeros(n, int),
+        key=jax.random.key(11),
+    )
     log_factor = np.log(ledger["latency_s"] / 0.01)
     assert abs(log_factor.mean()) < 4 * 0.3 / np.sqrt(n)
     assert abs(log_factor.std() - 0.3) < 0.02

@@ -29,8 +29,7 @@ def _ledger():
 
 def test_request_metrics_by_hand():
     arrival_s = np.array([0.0, 1.0, 2.0, 12.0, 21.0])
-    m = request_metrics(_ledger(), arrival_s, np.array([0, 0, 1, 1, 1]), QUALITY, 2,
-                        window_s=10.0)
+    m = request_metrics(_ledger(), arrival_s, np.array([0, 0, 1, 1, 1]), QUALITY, 2, window_s=10.0)
     assert m["num_arrived"] == 5
     assert (m["num_on_time"], m["num_late"], m["num_dropped"], m["num_rejected"]) == (2, 1, 1, 1)
     assert m["performance"] == pytest.approx(1.2 / 5)
@@ -48,8 +47,9 @@ def test_request_metrics_by_hand():
 
 
 def test_windows_without_arrivals_are_left_out():
-    starts, values = windowed_normalized(np.array([0.5, 25.0]), np.array([1.0, 1.0]),
-                                         np.array([1.0, 2.0]), 10.0)
+    starts, values = windowed_normalized(
+        np.array([0.5, 25.0]), np.array([1.0, 1.0]), np.array([1.0, 2.0]), 10.0
+    )
     assert starts.tolist() == [0.0, 20.0] and values.tolist() == [1.0, 0.5]
 
 
