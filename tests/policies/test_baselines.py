@@ -23,6 +23,14 @@ from jaxserve.sim.types import Arrivals, SimConfig, SimParams
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 
+def _jit_step(env):
+    """One compiled step function per environment (compiled once, reused)."""
+    return _STEPS.setdefault(env, jax.jit(env.step))
+
+
+_STEPS: dict = {}
+
+
 def _two_model_env():
     # Model 0: fast (0.1 s), poor quality; model 1: slow (0.5 s alone, 0.6 s for 2), good.
     cfg = SimConfig(num_tasks=1, max_batch=(1, 2), replicas=(1, 1), queue_capacity=(8, 8))
@@ -47,7 +55,7 @@ def _state_after(env, params, actions, gap_s=0.01):
     )
     obs, state = env.reset(jax.random.key(0), params, arrivals)
     for a in actions:
-        obs, state, *_ = env.step(jax.random.key(1), state, jnp.int32(a), params)
+        obs, state, *_ = _jit_step(env)(jax.random.key(1), state, jnp.int32(a), params)
     return obs, state
 
 

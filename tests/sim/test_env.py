@@ -17,6 +17,14 @@ from jaxserve.sim.types import Arrivals, SimConfig, SimParams
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 
+def _jit_step(env):
+    """One compiled step function per environment (compiled once, reused)."""
+    return _STEPS.setdefault(env, jax.jit(env.step))
+
+
+_STEPS: dict = {}
+
+
 def _params(latency, deadline_s=(1.0,), quality=((0.5, 0.9),), max_wait=None, penalty=0.0):
     latency = np.asarray(latency, np.float32)
     k = latency.shape[0]
@@ -53,7 +61,7 @@ def test_observation_layout_by_hand():
     env = ServingEnv(cfg)
     obs, state = env.reset(jax.random.key(0), params, _arrivals([0.5, 0.1, 0.1, 0.1]))
     for action in (1, 1):
-        obs, state, *_ = env.step(jax.random.key(1), state, jnp.int32(action), params)
+        obs, state, *_ = _jit_step(env)(jax.random.key(1), state, jnp.int32(action), params)
     rate = 0.5
     for _ in range(2):
         rate = rate * np.exp(-0.1 / 2.0) + 0.5
@@ -79,7 +87,9 @@ def test_steps_after_done_change_nothing():
     _, state = env.reset(jax.random.key(0), params, arrivals)
     dones = []
     for _ in range(5):
-        _, state, reward, done, info = env.step(jax.random.key(1), state, jnp.int32(0), params)
+        _, state, reward, done, info = _jit_step(env)(
+            jax.random.key(1), state, jnp.int32(0), params
+        )
         dones.append(bool(done))
         if dones[-1]:
             frozen = state
