@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
-from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.env import ServingEnv, deadline_scale
 from jaxserve.sim.types import EnvState, SimParams
 
 BASELINE_NAMES = ("static:K", "random", "round-robin", "jsq", "greedy", "lp")
@@ -73,7 +73,7 @@ def make_greedy(env: ServingEnv):
     def policy(key, obs, state, params):
         task = current_task(state)
         done_s = predicted_completion_s(env, state, params)
-        meets = done_s <= params.deadline_s[task]
+        meets = done_s <= params.deadline_s[task] * deadline_scale(state)
         quality = jnp.where(meets, params.quality[task], -jnp.inf)
         return jnp.where(jnp.any(meets), jnp.argmax(quality), jnp.argmin(done_s)).astype(jnp.int32)
 

@@ -165,7 +165,8 @@ class ServingEnv:
         )  # (K, S)
         put = lambda old, new: jnp.where(slot, new, old)
         quality = on_task @ params.quality  # (K,) quality of this task on each model
-        deadline_s, grace_s = on_task @ params.deadline_s, on_task @ params.grace_s
+        deadline_s = (on_task @ params.deadline_s) * deadline_scale(state)
+        grace_s = on_task @ params.grace_s
         c = state.counters
         penalty = -params.miss_penalty.astype(jnp.float32)
         counters = c.replace(
@@ -459,14 +460,24 @@ class ServingEnv:
         in_service = jnp.sum(state.batch_size, axis=1).astype(jnp.float32)
         queued = state.queue_len.astype(jnp.float32)
         rate = (state.rate_est / params.reference_rate)[None]
+        factor = deadline_scale(state)
+        extra = [factor[None]] if cfg.observe_deadline else []
         if cfg.obs_mode == "paper":
-            return jnp.concatenate([one_hot, (queued + in_service) / scale, rate])
+            return jnp.concatenate([one_hot, (queued + in_service) / scale, rate, *extra])
         busy = state.batch_size > 0
         earliest = jnp.min(
             jnp.where(self._replica_mask, jnp.where(busy, state.free_s, state.now_s), _INF), axis=1
         )
-        wait = jnp.maximum(earliest - state.now_s, 0.0) / params.deadline_s[task]
-        return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate])
+        wait = jnp.maximum(earliest - state.now_s, 0.0) / (params.deadline_s[task] * factor)
+        return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate, *extra])
+
+
+def deadline_scale(state: EnvState) -> jax.Array:
+    """Deadline factor of the current request (1 without dynamic deadlines)."""
+    scale = state.arrivals.deadline_scale
+    if scale is None:
+        return jnp.float32(1.0)
+    return scale[jnp.minimum(state.step, scale.shape[0] - 1)]
 
 
 def _unit(size: int, index: int) -> np.ndarray:

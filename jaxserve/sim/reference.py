@@ -254,6 +254,7 @@ def simulate(
     tasks,
     actions,
     noise_factors: Iterable[float] | None = None,
+    deadline_scale=None,
 ) -> ReferenceResult:
     """Runs one episode of docs/simulator.md and returns every request's outcome.
 
@@ -267,16 +268,22 @@ def simulate(
       noise_factors: service-time factors, one per batch in the order the reference starts
         batches (step by step; within a step model by model; within a model in time order).
         Required when `noise_sigma != 0`; None means factor 1.
+      deadline_scale: (n,) optional per-request factor on its task's deadline (dynamic
+        deadlines); None means 1.
     """
     arrival_times_s = np.asarray(arrival_times_s, dtype=np.float64)
     tasks, actions = np.asarray(tasks, dtype=np.int64), np.asarray(actions, dtype=np.int64)
     _check_inputs(config, arrival_times_s, tasks, actions)
     p = _Params.from_any(params)
+    scale = np.ones(len(tasks)) if deadline_scale is None else np.asarray(deadline_scale)
     requests = [
         Request(
-            decision=i, task=int(task), arrival_s=float(a), deadline_s=float(a) + p.deadline_s[task]
+            decision=i,
+            task=int(task),
+            arrival_s=float(a),
+            deadline_s=float(a) + float(np.float32(p.deadline_s[task]) * np.float32(f)),
         )
-        for i, (a, task) in enumerate(zip(arrival_times_s, tasks, strict=True))
+        for i, (a, task, f) in enumerate(zip(arrival_times_s, tasks, scale, strict=True))
     ]
     sim = _Simulator(config, p, _noise_iterator(p, noise_factors))
     sim.run(requests, actions)

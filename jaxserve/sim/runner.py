@@ -25,7 +25,11 @@ RATE_KINDS = ("poisson", "gamma")
 
 
 def parse_workload(text: str | None, base: WorkloadSpec, rate: float | None = None):
-    """`KIND[:field=value,...]` (e.g. `gamma:cv=4`) on top of the scenario's workload."""
+    """`KIND[:field=value,...]` (e.g. `gamma:cv=4`) on top of the scenario's workload.
+
+    Tuple fields are slash-separated (`task_mix=0.7/0.1/0.1/0.1`); schedules are
+    `duration/value` pairs separated by semicolons (`schedule=60/100;60/800`).
+    """
     spec = base
     if text:
         kind, _, rest = text.partition(":")
@@ -63,6 +67,8 @@ def _coerce_field(key: str, value: str):
             return float(value)
         if "int" in hint and "tuple" not in hint:
             return int(value)
+        if "tuple[tuple" in hint:  # schedules: d1/r1;d2/r2
+            return tuple(tuple(float(v) for v in e.split("/")) for e in value.split(";"))
         if "tuple" in hint:
             return tuple(float(v) for v in value.split("/"))
     except ValueError:
@@ -91,7 +97,10 @@ def simulate(
     policy_name: str = "",
 ) -> dict:
     """Run one evaluation episode and return every SPEC §4 metric (JSON-ready)."""
-    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=True))
+    config = dataclasses.replace(scenario.sim_config(), emit_records=True)
+    if workload.deadline_schedule is not None:  # deadline order is no longer FIFO order
+        config = dataclasses.replace(config, fifo_deadlines=False)
+    env = ServingEnv(config)
     params = scenario.sim_params()
     if isinstance(policy, str):
         policy_name, policy = policy, make_policy(policy, env, scenario)

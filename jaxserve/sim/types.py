@@ -39,6 +39,7 @@ class SimConfig:
     # All tasks share one deadline, so FIFO order is deadline order and expired requests are
     # always a prefix of the queue: a cheaper drop and batch-size rule (same results).
     fifo_deadlines: bool = False
+    observe_deadline: bool = False  # append the request's deadline factor to the observation
 
     @property
     def num_models(self) -> int:
@@ -80,7 +81,7 @@ class SimConfig:
     @property
     def obs_size(self) -> int:
         per_model = 3 if self.obs_mode == "full" else 1
-        return self.num_tasks + per_model * self.num_models + 1
+        return self.num_tasks + per_model * self.num_models + 1 + int(self.observe_deadline)
 
 
 @struct.dataclass
@@ -105,6 +106,8 @@ class Arrivals:
     gap_s: jax.Array  # (num_arrivals,) gap_s[0] = first arrival time, then a_i - a_{i-1}
     task: jax.Array  # (num_arrivals,) int32
     valid: jax.Array  # (num_arrivals,) bool; False = padding after the last real arrival
+    # (num_arrivals,) factor on each request's task deadline (dynamic deadlines); None = 1.
+    deadline_scale: jax.Array | None = None
 
 
 @struct.dataclass

@@ -53,6 +53,8 @@ class WorkloadSpec:
     functions: int | None = None  # maf2019: top-N functions by count; None = all
     trace_seed: int = 0  # trace: seed of within-minute spreading and thinning/replication
     trace_tasks: bool = False  # trace: task = function rank mod num_tasks instead of the mix
+    # Dynamic deadlines: (duration_s, factor on every task deadline), cycling like `schedule`.
+    deadline_schedule: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self):
         validate_spec(self)
@@ -65,6 +67,10 @@ def _freeze_sequences(spec: WorkloadSpec) -> None:
     set_field("schedule", tuple((float(d), float(r)) for d, r in spec.schedule))
     if spec.task_mix is not None:
         set_field("task_mix", tuple(float(p) for p in spec.task_mix))
+    if spec.deadline_schedule is not None:
+        set_field(
+            "deadline_schedule", tuple((float(d), float(f)) for d, f in spec.deadline_schedule)
+        )
     if spec.mix_schedule is not None:
         set_field(
             "mix_schedule",
@@ -91,6 +97,8 @@ class WorkloadParams:
     trace_gap_s: jax.Array  # (num_arrivals,) or (1,) when not a trace
     trace_valid: jax.Array  # (num_arrivals,) bool or (1,)
     trace_task: jax.Array  # (num_arrivals,) int32 or (1,)
+    deadline_end_s: jax.Array  # (Y,) end of each deadline period within one cycle
+    deadline_factor: jax.Array  # (Y,) factor on the task deadlines in that period
 
 
 # ---------------------------------------------------------------------------- validation
@@ -186,6 +194,19 @@ def validate_spec(spec: WorkloadSpec) -> None:
     if spec.task_mix is not None and spec.mix_schedule is not None:
         _fail("mix_schedule", "(set)", "None when task_mix is set (give one of the two)")
     _check_trace_fields(spec)
+    _check_deadline_schedule(spec.deadline_schedule)
+
+
+def _check_deadline_schedule(schedule) -> None:
+    if schedule is None:
+        return
+    if not isinstance(schedule, tuple | list) or len(schedule) == 0:
+        _fail("deadline_schedule", schedule, "None or a non-empty list of (duration_s, factor)")
+    for i, entry in enumerate(schedule):
+        if not isinstance(entry, tuple | list) or len(entry) != 2:
+            _fail(f"deadline_schedule[{i}]", entry, "a (duration_s, factor) pair")
+        _check_real(f"deadline_schedule[{i}].duration_s", entry[0], 0.0, True)
+        _check_real(f"deadline_schedule[{i}].factor", entry[1], 0.0, True)
 
 
 # ---------------------------------------------------------------------------- offered rate
@@ -327,6 +348,8 @@ def _make_params(spec: WorkloadSpec, num_tasks: int, num_arrivals: int) -> Workl
         trace_gap_s=f32(gap_s),
         trace_valid=jnp.asarray(valid),
         trace_task=jnp.asarray(task),
+        deadline_end_s=f32(np.cumsum([d for d, _ in spec.deadline_schedule or ((1.0, 1.0),)])),
+        deadline_factor=f32([f for _, f in spec.deadline_schedule or ((1.0, 1.0),)]),
     )
 
 
@@ -430,6 +453,14 @@ def _sample_tasks(key: jax.Array, params: WorkloadParams, gap_s: jax.Array) -> j
     return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
+def _deadline_factors(params: WorkloadParams, gap_s: jax.Array) -> jax.Array:
+    """Deadline factor in force at each arrival; the schedule cycles. (N,) float32."""
+    period_s = params.deadline_end_s[-1]
+    arrival_s = jnp.mod(jnp.cumsum(gap_s), period_s)  # float32: only locates boundaries
+    index = jnp.searchsorted(params.deadline_end_s, arrival_s, side="right")
+    return params.deadline_factor[jnp.minimum(index, params.deadline_factor.shape[0] - 1)]
+
+
 def _make_gap_fn(spec: WorkloadSpec, num_arrivals: int) -> Callable:
     """``gaps(key, params) -> (gap_s, valid)`` for the spec's kind (static dispatch)."""
     shape = (num_arrivals,)
@@ -475,13 +506,17 @@ def make_workload(
     params = _make_params(spec, num_tasks, num_arrivals)
     gap_fn = _make_gap_fn(spec, num_arrivals)
     tasks_from_trace = spec.kind == "trace" and spec.trace_tasks
+    dynamic_deadlines = spec.deadline_schedule is not None
 
     def generate(key: jax.Array, params: WorkloadParams) -> Arrivals:
         """One episode of `num_arrivals` arrivals (pure; jit/vmap-able)."""
         key_arrival, key_task = jax.random.split(key)
         gap_s, valid = gap_fn(key_arrival, params)
         task = params.trace_task if tasks_from_trace else _sample_tasks(key_task, params, gap_s)
-        return Arrivals(gap_s=gap_s.astype(jnp.float32), task=task, valid=valid)
+        scale = _deadline_factors(params, gap_s) if dynamic_deadlines else None
+        return Arrivals(
+            gap_s=gap_s.astype(jnp.float32), task=task, valid=valid, deadline_scale=scale
+        )
 
     return params, generate
 
