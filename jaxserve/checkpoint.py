@@ -67,9 +67,13 @@ def tree_digest(leaves: list[np.ndarray]) -> str:
 
 
 def _describe(leaves, kinds) -> dict:
-    return {"num_leaves": len(leaves), "shapes": [list(x.shape) for x in leaves],
-            "dtypes": [x.dtype.str for x in leaves], "kinds": kinds,
-            "sha256": tree_digest(leaves)}
+    return {
+        "num_leaves": len(leaves),
+        "shapes": [list(x.shape) for x in leaves],
+        "dtypes": [x.dtype.str for x in leaves],
+        "kinds": kinds,
+        "sha256": tree_digest(leaves),
+    }
 
 
 def save_checkpoint(directory: str | Path, step: int, trees: dict, metadata: dict) -> Path:
@@ -77,7 +81,7 @@ def save_checkpoint(directory: str | Path, step: int, trees: dict, metadata: dic
     import orbax.checkpoint as ocp
 
     _quiet_orbax()
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # orbax requires absolute paths
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:06d}"
     tmp = directory / f".{name}.tmp"
@@ -92,8 +96,10 @@ def save_checkpoint(directory: str | Path, step: int, trees: dict, metadata: dic
     final = directory / name
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    write_json_atomic(directory / META_FILE, {"format": FORMAT, "step": step, "path": name,
-                                              "trees": described, **metadata})
+    write_json_atomic(
+        directory / META_FILE,
+        {"format": FORMAT, "step": step, "path": name, "trees": described, **metadata},
+    )
     for old in directory.glob("step_*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
@@ -106,14 +112,17 @@ def read_metadata(directory: str | Path) -> dict:
     if not Path(directory).is_dir():
         raise InputError(f"checkpoint {directory}: not a directory")
     if not path.is_file():
-        raise InputError(f"checkpoint {directory}: no {META_FILE} (not a jaxserve checkpoint, "
-                         "or one whose writing never finished)")
+        raise InputError(
+            f"checkpoint {directory}: no {META_FILE} (not a jaxserve checkpoint, "
+            "or one whose writing never finished)"
+        )
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"checkpoint {path}: corrupted JSON ({err.__class__.__name__})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(f"checkpoint {path}: format = {meta.get('format') if isinstance(meta, dict) else meta!r}: expected {FORMAT!r}")
+    found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+    if found != FORMAT:
+        raise InputError(f"checkpoint {path}: format = {found!r}: expected {FORMAT!r}")
     return meta
 
 
@@ -138,29 +147,42 @@ def restore_tree(directory: str | Path, tree_name: str, template):
     info = meta.get("trees", {}).get(tree_name)
     where = f"checkpoint {directory}"
     if info is None:
-        raise InputError(f"{where}: has no {tree_name!r} tree; it holds "
-                         f"{sorted(meta.get('trees', {}))}")
+        raise InputError(
+            f"{where}: has no {tree_name!r} tree; it holds {sorted(meta.get('trees', {}))}"
+        )
     expected, treedef = _template_leaves(template)
     if info["num_leaves"] != len(expected):
-        raise InputError(f"{where}: {tree_name} has {info['num_leaves']} arrays; expected "
-                         f"{len(expected)} (a different network or learner configuration)")
+        raise InputError(
+            f"{where}: {tree_name} has {info['num_leaves']} arrays; expected "
+            f"{len(expected)} (a different network or learner configuration)"
+        )
     for i, ((shape, dtype), got_shape, got_dtype) in enumerate(
-            zip(expected, info["shapes"], info["dtypes"], strict=True)):
+        zip(expected, info["shapes"], info["dtypes"], strict=True)
+    ):
         if list(shape) != list(got_shape) or np.dtype(dtype).str != got_dtype:
-            raise InputError(f"{where}: {tree_name} array {i} has shape {tuple(got_shape)} "
-                             f"{np.dtype(got_dtype).name}; expected {tuple(shape)} "
-                             f"{np.dtype(dtype).name}")
+            raise InputError(
+                f"{where}: {tree_name} array {i} has shape {tuple(got_shape)} "
+                f"{np.dtype(got_dtype).name}; expected {tuple(shape)} "
+                f"{np.dtype(dtype).name}"
+            )
     try:
-        restored = ocp.PyTreeCheckpointer().restore(Path(directory) / meta["path"] / tree_name)
+        restored = ocp.PyTreeCheckpointer().restore(
+            Path(directory).absolute() / meta["path"] / tree_name
+        )
         leaves = [np.asarray(restored[f"{i:06d}"]) for i in range(len(expected))]
     except Exception as err:  # orbax/tensorstore raise many kinds on damaged files
-        raise InputError(f"{where}: {tree_name} is unreadable or truncated "
-                         f"({err.__class__.__name__})") from None
+        raise InputError(
+            f"{where}: {tree_name} is unreadable or truncated ({err.__class__.__name__})"
+        ) from None
     if tree_digest(leaves) != info["sha256"]:
-        raise InputError(f"{where}: {tree_name} is corrupted (SHA-256 of its arrays differs "
-                         "from the one recorded when it was written)")
-    out = [jax.random.wrap_key_data(x) if kind == _KEY_MARK else x
-           for x, kind in zip(leaves, info["kinds"], strict=True)]
+        raise InputError(
+            f"{where}: {tree_name} is corrupted (SHA-256 of its arrays differs "
+            "from the one recorded when it was written)"
+        )
+    out = [
+        jax.random.wrap_key_data(x) if kind == _KEY_MARK else x
+        for x, kind in zip(leaves, info["kinds"], strict=True)
+    ]
     return jax.tree.unflatten(treedef, out)
 
 

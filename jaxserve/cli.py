@@ -40,15 +40,21 @@ def _rate(text: str) -> float:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", default="opt-a100x4",
-                   help="built-in scenario name or TOML file (default: opt-a100x4)")
+    p.add_argument(
+        "--scenario",
+        default="opt-a100x4",
+        help="built-in scenario name or TOML file (default: opt-a100x4)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _add_workload(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workload", default=None,
-                   help="KIND[:field=value,...], e.g. poisson, gamma:cv=4, unpredictable, "
-                        "trace:trace_path=FILE,trace_format=maf2019 (default: the scenario's)")
+    p.add_argument(
+        "--workload",
+        default=None,
+        help="KIND[:field=value,...], e.g. poisson, gamma:cv=4, unpredictable, "
+        "trace:trace_path=FILE,trace_format=maf2019 (default: the scenario's)",
+    )
     p.add_argument("--rate", type=_rate, default=None, help="arrival rate, arrivals/s")
     p.add_argument("--seed", type=int, default=0)
 
@@ -60,42 +66,70 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="one evaluation run; prints the SPEC §4 metrics")
     _add_common(p)
     _add_workload(p)
-    p.add_argument("--policy", default="greedy",
-                   help="static:K | static:MODEL | random | round-robin | jsq | greedy | lp | "
-                        "checkpoint directory")
+    p.add_argument(
+        "--policy",
+        default="greedy",
+        help="static:K | static:MODEL | random | round-robin | jsq | greedy | lp | "
+        "checkpoint directory",
+    )
     p.add_argument("--num-requests", type=_positive_int, default=20_000)
     p.add_argument("--window-s", type=_rate, default=None, help="window of windowed metrics")
 
     p = sub.add_parser("sweep", help="policy x rate x mix x deadline grid in one vmapped call")
     _add_common(p)
-    p.add_argument("--policies", default=None,
-                   help="comma-separated policies (default: every baseline)")
-    p.add_argument("--rates", default=None,
-                   help="comma-separated rates, or LO:HI:N for a geometric grid "
-                        "(default: 1/30 .. 3x the scenario's on-time capacity, 16 points)")
-    p.add_argument("--mixes", default=None,
-                   help="semicolon-separated task mixes, each slash-separated (default: the "
-                        "scenario's)")
-    p.add_argument("--deadline-scales", default="1",
-                   help="comma-separated factors applied to every task deadline")
+    p.add_argument(
+        "--policies", default=None, help="comma-separated policies (default: every baseline)"
+    )
+    p.add_argument(
+        "--rates",
+        default=None,
+        help="comma-separated rates, or LO:HI:N for a geometric grid "
+        "(default: 1/30 .. 3x the scenario's on-time capacity, 16 points)",
+    )
+    p.add_argument(
+        "--mixes",
+        default=None,
+        help="semicolon-separated task mixes, each slash-separated (default: the scenario's)",
+    )
+    p.add_argument(
+        "--deadline-scales",
+        default="1",
+        help="comma-separated factors applied to every task deadline",
+    )
     p.add_argument("--num-requests", type=_positive_int, default=4000)
     p.add_argument("--seeds", type=_positive_int, default=4)
     p.add_argument("--out", default=None, help="write table JSON and plot PNG with this stem")
 
     p = sub.add_parser("profile", help="measure a Flax OPT model's batch-latency profile")
-    p.add_argument("--model", required=True,
-                   help="OPT preset (opt-125m, tiny, ...; random weights), HF directory, or "
-                        "jaxserve OPT checkpoint")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="OPT preset (opt-125m, tiny, ...; random weights), HF directory, or "
+        "jaxserve OPT checkpoint",
+    )
     p.add_argument("--prompt-tokens", type=_positive_int, default=128)
-    p.add_argument("--gen-tokens", type=int, default=0,
-                   help="generated tokens per request (0 = prompt scoring only)")
+    p.add_argument(
+        "--gen-tokens",
+        type=int,
+        default=0,
+        help="generated tokens per request (0 = prompt scoring only)",
+    )
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--repeats", type=_positive_int, default=5)
     p.add_argument("--warmup", type=_positive_int, default=1)
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
-    p.add_argument("--call", default="forward",
-                   help="forward (model call only) | serve (the `jaxserve serve` batch call, "
-                        "host packing and result fetch included)")
+    p.add_argument(
+        "--call",
+        default="forward",
+        help="forward (model call only) | serve (the `jaxserve serve` batch call, "
+        "host packing and result fetch included)",
+    )
+    p.add_argument(
+        "--monotone",
+        action="store_true",
+        help="write latency_s as the non-decreasing (isotonic) fit of the medians "
+        "(raw medians kept as median_s), as scenarios require",
+    )
     p.add_argument("--out", default=None, help="write the profile JSON (scenario format) here")
     p.add_argument("--json", action="store_true")
 
@@ -121,10 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envs", type=_positive_int, default=4096)
     p.add_argument("--steps", type=_positive_int, default=256)
     p.add_argument("--out", default=None, help="also write the JSON here")
-    p.add_argument("--sections", default="sim",
-                   help="comma-separated sections: sim (simulator + reference), opt (Flax OPT "
-                        "vs PyTorch), learner (router training and decision latency; "
-                        "minutes), or all")
+    p.add_argument(
+        "--sections",
+        default="sim",
+        help="comma-separated sections: sim (simulator + reference), opt (Flax OPT "
+        "vs PyTorch), learner (router training and decision latency; "
+        "minutes), or all",
+    )
     p.add_argument("--json", action="store_true", help="(always JSON; accepted for symmetry)")
     return parser
 
@@ -148,8 +185,15 @@ def _cmd_simulate(args) -> int:
     scenario = get_scenario(args.scenario)
     workload = parse_workload(args.workload, scenario.workload, args.rate)
     policy = _resolve_policy(args.policy, scenario)
-    result = simulate(scenario, policy, workload, args.num_requests, args.seed, args.window_s,
-                      policy_name=args.policy)
+    result = simulate(
+        scenario,
+        policy,
+        workload,
+        args.num_requests,
+        args.seed,
+        args.window_s,
+        policy_name=args.policy,
+    )
     if args.json:
         print(json.dumps(result))
     else:
@@ -168,23 +212,44 @@ def _resolve_policy(name: str, scenario):
     return name
 
 
-SUMMARY_KEYS = ("performance", "normalized_performance", "peak", "fluid_upper_bound",
-                "fluid_upper_bound_normalized", "availability", "goodput", "num_arrived",
-                "num_on_time", "num_late", "num_dropped", "num_rejected", "latency_mean_s",
-                "latency_p50_s", "latency_p99_s", "time_above_96", "time_above_98")
+SUMMARY_KEYS = (
+    "performance",
+    "normalized_performance",
+    "peak",
+    "fluid_upper_bound",
+    "fluid_upper_bound_normalized",
+    "availability",
+    "goodput",
+    "num_arrived",
+    "num_on_time",
+    "num_late",
+    "num_dropped",
+    "num_rejected",
+    "latency_mean_s",
+    "latency_p50_s",
+    "latency_p99_s",
+    "time_above_96",
+    "time_above_98",
+)
 
 
 def format_metrics(result: dict) -> str:
     """Human-readable table of one run's metrics."""
-    lines = [f"scenario {result['scenario']}  policy {result['policy']}  "
-             f"workload {result['workload']}  seed {result['seed']}"]
+    lines = [
+        f"scenario {result['scenario']}  policy {result['policy']}  "
+        f"workload {result['workload']}  seed {result['seed']}"
+    ]
     for key in SUMMARY_KEYS:
         if key in result and result[key] is not None:
             value = result[key]
             text = f"{value:.4f}" if isinstance(value, float) else str(value)
             lines.append(f"  {key:<30} {text}")
-    mix = ", ".join(f"{name} {f:.3f}" for name, f in zip(
-        result["model_names"] + ["reject"], result["routing_fraction"], strict=False))
+    mix = ", ".join(
+        f"{name} {f:.3f}"
+        for name, f in zip(
+            result["model_names"] + ["reject"], result["routing_fraction"], strict=False
+        )
+    )
     lines.append(f"  {'routing_fraction':<30} {mix}")
     return "\n".join(lines)
 
@@ -202,8 +267,10 @@ def _cmd_profile(args) -> int:
     if args.json or not args.out:
         print(json.dumps(result))
     else:
-        print(f"profile of {args.model} written to {args.out}: latency_s = "
-              + ", ".join(f"{x:.4f}" for x in result["latency_s"]))
+        print(
+            f"profile of {args.model} written to {args.out}: latency_s = "
+            + ", ".join(f"{x:.4f}" for x in result["latency_s"])
+        )
     return 0
 
 
@@ -233,9 +300,15 @@ def _cmd_evaluate(args) -> int:
     return cmd_evaluate(args)
 
 
-_COMMANDS = {"simulate": _cmd_simulate, "sweep": _cmd_sweep, "profile": _cmd_profile,
-             "serve": _cmd_serve, "bench": _cmd_bench, "train": _cmd_train,
-             "evaluate": _cmd_evaluate}
+_COMMANDS = {
+    "simulate": _cmd_simulate,
+    "sweep": _cmd_sweep,
+    "profile": _cmd_profile,
+    "serve": _cmd_serve,
+    "bench": _cmd_bench,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

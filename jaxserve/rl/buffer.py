@@ -31,15 +31,20 @@ class ReplayBuffer:
 def empty_transitions(size: int, obs_size: int) -> Transitions:
     """All-invalid transitions of the right shapes."""
     return Transitions(
-        obs=jnp.zeros((size, obs_size), jnp.float32), action=jnp.zeros(size, jnp.int32),
-        reward=jnp.zeros(size, jnp.float32), continuation=jnp.zeros(size, jnp.float32),
-        next_obs=jnp.zeros((size, obs_size), jnp.float32), valid=jnp.zeros(size, bool))
+        obs=jnp.zeros((size, obs_size), jnp.float32),
+        action=jnp.zeros(size, jnp.int32),
+        reward=jnp.zeros(size, jnp.float32),
+        continuation=jnp.zeros(size, jnp.float32),
+        next_obs=jnp.zeros((size, obs_size), jnp.float32),
+        valid=jnp.zeros(size, bool),
+    )
 
 
 def buffer_init(capacity: int, obs_size: int) -> ReplayBuffer:
     """An empty buffer."""
-    return ReplayBuffer(data=empty_transitions(capacity, obs_size),
-                        insert_pos=jnp.int32(0), num_filled=jnp.int32(0))
+    return ReplayBuffer(
+        data=empty_transitions(capacity, obs_size), insert_pos=jnp.int32(0), num_filled=jnp.int32(0)
+    )
 
 
 def buffer_add(buffer: ReplayBuffer, batch: Transitions) -> ReplayBuffer:
@@ -54,11 +59,15 @@ def buffer_add(buffer: ReplayBuffer, batch: Transitions) -> ReplayBuffer:
         raise ValueError(f"batch of {n} transitions exceeds the buffer capacity {capacity}")
     rank = jnp.cumsum(batch.valid.astype(jnp.int32)) - 1
     index = jnp.where(batch.valid, (buffer.insert_pos + rank) % capacity, capacity)
-    data = jax.tree.map(lambda buf, new: buf.at[index].set(new.astype(buf.dtype), mode="drop"),
-                        buffer.data, batch)
+    data = jax.tree.map(
+        lambda buf, new: buf.at[index].set(new.astype(buf.dtype), mode="drop"), buffer.data, batch
+    )
     num_new = jnp.sum(batch.valid.astype(jnp.int32))
-    return ReplayBuffer(data=data, insert_pos=(buffer.insert_pos + num_new) % capacity,
-                        num_filled=jnp.minimum(buffer.num_filled + num_new, capacity))
+    return ReplayBuffer(
+        data=data,
+        insert_pos=(buffer.insert_pos + num_new) % capacity,
+        num_filled=jnp.minimum(buffer.num_filled + num_new, capacity),
+    )
 
 
 def buffer_sample(key: jax.Array, buffer: ReplayBuffer, batch_size: int) -> Transitions:

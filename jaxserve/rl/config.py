@@ -26,8 +26,8 @@ class DQNConfig:
     """
 
     hidden: tuple[int, ...] = (256, 256)
-    num_envs: int = 64
-    episode_length: int = 2048  # decisions per training episode (all envs aligned)
+    num_envs: int = 60
+    episode_length: int = 2000  # decisions per training episode (all envs aligned)
     total_env_steps: int = 1_200_000
     episodes_per_chunk: int = 1
     buffer_size: int = 65_536
@@ -71,9 +71,18 @@ class DQNConfig:
 
 def validate_config(c: DQNConfig) -> None:
     """InputError naming the first bad field."""
-    for name in ("num_envs", "episode_length", "total_env_steps", "episodes_per_chunk",
-                 "buffer_size", "batch_size", "updates_per_step", "credit_window",
-                 "eval_length", "eval_episodes"):
+    for name in (
+        "num_envs",
+        "episode_length",
+        "total_env_steps",
+        "episodes_per_chunk",
+        "buffer_size",
+        "batch_size",
+        "updates_per_step",
+        "credit_window",
+        "eval_length",
+        "eval_episodes",
+    ):
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InputError(f"DQNConfig.{name} = {value!r}: expected an integer >= 1")
@@ -82,11 +91,14 @@ def validate_config(c: DQNConfig) -> None:
     if c.credit not in CREDITS:
         raise InputError(f"DQNConfig.credit = {c.credit!r}: expected one of {CREDITS}")
     if c.train_workload not in TRAIN_WORKLOADS:
-        raise InputError(f"DQNConfig.train_workload = {c.train_workload!r}: expected one of "
-                         f"{TRAIN_WORKLOADS}")
+        raise InputError(
+            f"DQNConfig.train_workload = {c.train_workload!r}: expected one of {TRAIN_WORKLOADS}"
+        )
     if not 0 < c.min_rate_factor <= c.max_rate_factor < math.inf:
-        raise InputError(f"DQNConfig.min_rate_factor, max_rate_factor = {c.min_rate_factor}, "
-                         f"{c.max_rate_factor}: expected 0 < min <= max < inf")
+        raise InputError(
+            f"DQNConfig.min_rate_factor, max_rate_factor = {c.min_rate_factor}, "
+            f"{c.max_rate_factor}: expected 0 < min <= max < inf"
+        )
     if c.learning_starts < 0:
         raise InputError(f"DQNConfig.learning_starts = {c.learning_starts}: expected >= 0")
 
@@ -96,7 +108,7 @@ class HParams:
     """Numeric hyperparameters; every field is a leaf (vmap a population over any of them)."""
 
     learning_rate: jax.Array | float = 3e-4
-    discount: jax.Array | float = 0.9
+    discount: jax.Array | float = 0.97
     epsilon_start: jax.Array | float = 1.0
     epsilon_end: jax.Array | float = 0.02  # the epsilon floor
     epsilon_decay_frac: jax.Array | float = 0.4  # fraction of training to reach the floor
@@ -117,18 +129,21 @@ def default_hparams() -> HParams:
 
 def as_arrays(hp: HParams) -> HParams:
     """Every field as a jnp array of its canonical dtype."""
-    return HParams(**{
-        name: jnp.asarray(getattr(hp, name),
-                          jnp.int32 if name in _INT_HPARAMS else jnp.float32)
-        for name in HPARAM_NAMES})
+    return HParams(
+        **{
+            name: jnp.asarray(getattr(hp, name), jnp.int32 if name in _INT_HPARAMS else jnp.float32)
+            for name in HPARAM_NAMES
+        }
+    )
 
 
 def hparams_with(overrides: dict, base: HParams | None = None) -> HParams:
     """Defaults (or `base`) with named overrides; unknown names are an InputError."""
     unknown = sorted(set(overrides) - set(HPARAM_NAMES))
     if unknown:
-        raise InputError(f"hyperparameter {unknown[0]!r}: unknown; expected one of "
-                         f"{', '.join(HPARAM_NAMES)}")
+        raise InputError(
+            f"hyperparameter {unknown[0]!r}: unknown; expected one of {', '.join(HPARAM_NAMES)}"
+        )
     for name, value in overrides.items():
         _check_hparam(name, value)
     return as_arrays((base or HParams()).replace(**overrides))
@@ -136,14 +151,26 @@ def hparams_with(overrides: dict, base: HParams | None = None) -> HParams:
 
 def _check_hparam(name: str, value) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    limits = {"discount": (0.0, 1.0), "epsilon_start": (0.0, 1.0), "epsilon_end": (0.0, 1.0),
-              "epsilon_decay_frac": (0.0, 1.0), "target_tau": (0.0, 1.0)}
+    limits = {
+        "discount": (0.0, 1.0),
+        "epsilon_start": (0.0, 1.0),
+        "epsilon_end": (0.0, 1.0),
+        "epsilon_decay_frac": (0.0, 1.0),
+        "target_tau": (0.0, 1.0),
+    }
     low, high = limits.get(name, (0.0, math.inf))
-    if not ok or not low <= value <= high or (name in ("learning_rate", "max_grad_norm",
-                                                        "huber_delta", "target_period")
-                                              and value <= 0):
-        raise InputError(f"hyperparameter {name} = {value!r}: expected a finite number in "
-                         f"[{low}, {high}]" + (" and > 0" if high == math.inf else ""))
+    if (
+        not ok
+        or not low <= value <= high
+        or (
+            name in ("learning_rate", "max_grad_norm", "huber_delta", "target_period")
+            and value <= 0
+        )
+    ):
+        raise InputError(
+            f"hyperparameter {name} = {value!r}: expected a finite number in "
+            f"[{low}, {high}]" + (" and > 0" if high == math.inf else "")
+        )
 
 
 def stack_hparams(members: list[HParams]) -> HParams:
@@ -157,8 +184,11 @@ def hparams_to_json(hp: HParams) -> dict:
 
 
 def hparams_from_json(data: dict) -> HParams:
-    return hparams_with(data) if all(not isinstance(v, list) for v in data.values()) else \
-        as_arrays(HParams(**{k: jnp.asarray(v) for k, v in data.items()}))
+    return (
+        hparams_with(data)
+        if all(not isinstance(v, list) for v in data.values())
+        else as_arrays(HParams(**{k: jnp.asarray(v) for k, v in data.items()}))
+    )
 
 
 def config_to_json(c: DQNConfig) -> dict:
@@ -169,7 +199,8 @@ def config_from_json(data: dict) -> DQNConfig:
     names = {f.name for f in dataclasses.fields(DQNConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise InputError(f"DQNConfig field {unknown[0]!r}: unknown; expected one of "
-                         f"{', '.join(sorted(names))}")
+        raise InputError(
+            f"DQNConfig field {unknown[0]!r}: unknown; expected one of {', '.join(sorted(names))}"
+        )
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return DQNConfig(**fixed)

@@ -39,20 +39,39 @@ class PendingTable:
 def pending_init(window: int, obs_size: int) -> PendingTable:
     """Empty table for one environment."""
     zeros_obs = jnp.zeros((window, obs_size), jnp.float32)
-    return PendingTable(obs=zeros_obs, action=jnp.zeros(window, jnp.int32), next_obs=zeros_obs,
-                        continuation=jnp.zeros(window, jnp.float32),
-                        utility=jnp.zeros(window, jnp.float32),
-                        resolved=jnp.zeros(window, bool), filled=jnp.zeros(window, bool))
+    return PendingTable(
+        obs=zeros_obs,
+        action=jnp.zeros(window, jnp.int32),
+        next_obs=zeros_obs,
+        continuation=jnp.zeros(window, jnp.float32),
+        utility=jnp.zeros(window, jnp.float32),
+        resolved=jnp.zeros(window, bool),
+        filled=jnp.zeros(window, bool),
+    )
 
 
 def _as_transitions(table: PendingTable, valid: jax.Array) -> Transitions:
-    return Transitions(obs=table.obs, action=table.action, reward=table.utility,
-                       continuation=table.continuation, next_obs=table.next_obs, valid=valid)
+    return Transitions(
+        obs=table.obs,
+        action=table.action,
+        reward=table.utility,
+        continuation=table.continuation,
+        next_obs=table.next_obs,
+        valid=valid,
+    )
 
 
-def pending_step(table: PendingTable, decision: jax.Array, obs: jax.Array, action: jax.Array,
-                 next_obs: jax.Array, done: jax.Array, record_mask: jax.Array,
-                 record_decision: jax.Array, record_utility: jax.Array):
+def pending_step(
+    table: PendingTable,
+    decision: jax.Array,
+    obs: jax.Array,
+    action: jax.Array,
+    next_obs: jax.Array,
+    done: jax.Array,
+    record_mask: jax.Array,
+    record_decision: jax.Array,
+    record_utility: jax.Array,
+):
     """One decision of one env; returns (table, leaving transition (unbatched), unresolved).
 
     Args:
@@ -65,15 +84,24 @@ def pending_step(table: PendingTable, decision: jax.Array, obs: jax.Array, actio
     out = _as_transitions(leaving, leaving.filled & leaving.resolved)
     unresolved = leaving.filled & ~leaving.resolved
     table = jax.tree.map(
-        lambda buf, new: buf.at[slot].set(new), table,
-        PendingTable(obs=obs, action=action.astype(jnp.int32), next_obs=next_obs,
-                     continuation=1.0 - done.astype(jnp.float32), utility=jnp.float32(0.0),
-                     resolved=jnp.bool_(False), filled=jnp.bool_(True)))
+        lambda buf, new: buf.at[slot].set(new),
+        table,
+        PendingTable(
+            obs=obs,
+            action=action.astype(jnp.int32),
+            next_obs=next_obs,
+            continuation=1.0 - done.astype(jnp.float32),
+            utility=jnp.float32(0.0),
+            resolved=jnp.bool_(False),
+            filled=jnp.bool_(True),
+        ),
+    )
     in_window = record_mask & (decision - record_decision < window) & (record_decision <= decision)
     where = jnp.where(in_window, record_decision % window, window)  # out of range = dropped
     table = table.replace(
         utility=table.utility.at[where].add(record_utility, mode="drop"),
-        resolved=table.resolved.at[where].set(True, mode="drop"))
+        resolved=table.resolved.at[where].set(True, mode="drop"),
+    )
     return table, out, unresolved
 
 

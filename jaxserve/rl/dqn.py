@@ -55,14 +55,16 @@ class Learner:
 
 def make_optimizer(hp: HParams) -> optax.GradientTransformation:
     """Adam with global-norm clipping; built from (possibly traced) hyperparameters."""
-    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm),
-                       optax.adam(learning_rate=hp.learning_rate))
+    return optax.chain(
+        optax.clip_by_global_norm(hp.max_grad_norm), optax.adam(learning_rate=hp.learning_rate)
+    )
 
 
 def epsilon(config: DQNConfig, hp: HParams, num_env_steps: jax.Array) -> jax.Array:
     """Linear decay from epsilon_start to the floor over epsilon_decay_frac of training."""
-    horizon = jnp.maximum(hp.epsilon_decay_frac * config.num_episodes * config.num_envs
-                          * config.episode_length, 1.0)
+    horizon = jnp.maximum(
+        hp.epsilon_decay_frac * config.num_episodes * config.num_envs * config.episode_length, 1.0
+    )
     frac = jnp.minimum(num_env_steps.astype(jnp.float32) / horizon, 1.0)
     return hp.epsilon_start + frac * (hp.epsilon_end - hp.epsilon_start)
 
@@ -76,33 +78,37 @@ def select_actions(key, network: QNetwork, params, obs, eps, num_actions: int):
     return jnp.where(explore, random, greedy).astype(jnp.int32)
 
 
-def dqn_loss(params, target_params, network: QNetwork, batch: replay.Transitions,
-             hp: HParams):
+def dqn_loss(params, target_params, network: QNetwork, batch: replay.Transitions, hp: HParams):
     """Mean Huber loss of Double-Q TD errors over a batch; (loss, mean Q)."""
     q_tm1 = network.apply(params, batch.obs)  # (B, A)
     q_t_selector = network.apply(params, batch.next_obs)  # online net selects
     q_t_value = network.apply(target_params, batch.next_obs)  # target net evaluates
     discount_t = hp.discount * batch.continuation
-    td = jax.vmap(double_q_learning)(q_tm1, batch.action, batch.reward, discount_t, q_t_value,
-                                     q_t_selector)
+    td = jax.vmap(double_q_learning)(
+        q_tm1, batch.action, batch.reward, discount_t, q_t_value, q_t_selector
+    )
     weight = batch.valid.astype(jnp.float32)
     loss = jnp.sum(weight * huber_loss(td, hp.huber_delta)) / jnp.maximum(weight.sum(), 1.0)
     return loss, jnp.mean(jnp.max(q_tm1, axis=-1))
 
 
 def learn(key, state: LearnerState, config: DQNConfig, network: QNetwork):
-    """One gradient step on a replay sample (once the buffer holds learning_starts); target update."""
+    """One gradient step on a replay sample (once replay holds learning_starts), target update."""
     hp = state.hparams
     batch = replay.buffer_sample(key, state.buffer, config.batch_size)
     (loss, q_mean), grads = jax.value_and_grad(dqn_loss, has_aux=True)(
-        state.params, state.target_params, network, batch, hp)
+        state.params, state.target_params, network, batch, hp
+    )
     updates, opt_state = make_optimizer(hp).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ready = state.buffer.num_filled >= max(config.learning_starts, 1)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ready, a, b), new, old)
     num_updates = state.num_updates + ready.astype(jnp.int32)
-    state = state.replace(params=keep(params, state.params),
-                          opt_state=keep(opt_state, state.opt_state), num_updates=num_updates)
+    state = state.replace(
+        params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        num_updates=num_updates,
+    )
     state = update_target(state, ready & (num_updates % jnp.maximum(hp.target_period, 1) == 0))
     return state, {"loss": jnp.where(ready, loss, 0.0), "q_mean": q_mean}
 
@@ -110,8 +116,7 @@ def learn(key, state: LearnerState, config: DQNConfig, network: QNetwork):
 def update_target(state: LearnerState, due: jax.Array) -> LearnerState:
     """target <- tau * online + (1 - tau) * target when due (tau = 1: a hard copy)."""
     tau = jnp.where(due, state.hparams.target_tau, 0.0)
-    target = jax.tree.map(lambda o, t: tau * o + (1.0 - tau) * t, state.params,
-                          state.target_params)
+    target = jax.tree.map(lambda o, t: tau * o + (1.0 - tau) * t, state.params, state.target_params)
     return state.replace(target_params=target)
 
 
@@ -127,10 +132,16 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
         key, key_params = jax.random.split(key)
         params = init_params(network, key_params, adapter.obs_size)
         return LearnerState(
-            params=params, target_params=params, opt_state=make_optimizer(hp).init(params),
-            buffer=replay.buffer_init(config.buffer_size, adapter.obs_size), hparams=hp,
-            key=key, num_updates=jnp.int32(0), num_env_steps=jnp.int32(0),
-            num_chunks_done=jnp.int32(0))
+            params=params,
+            target_params=params,
+            opt_state=make_optimizer(hp).init(params),
+            buffer=replay.buffer_init(config.buffer_size, adapter.obs_size),
+            hparams=hp,
+            key=key,
+            num_updates=jnp.int32(0),
+            num_env_steps=jnp.int32(0),
+            num_chunks_done=jnp.int32(0),
+        )
 
     def learn_step(state: LearnerState, _):
         # Keys travel in the carry, split per iteration: jax_debug_key_reuse rejects a
@@ -146,24 +157,35 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
         eps = epsilon(config, state.hparams, state.num_env_steps)
         action = select_actions(key_act, network, state.params, obs, eps, adapter.num_actions)
         next_obs, env_states, reward, done, credits = jax.vmap(adapter.step)(
-            jax.random.split(key_env, num_envs), env_states, action)
+            jax.random.split(key_env, num_envs), env_states, action
+        )
         if config.credit == "decision":
-            pending, out, unresolved = jax.vmap(credit.pending_step, in_axes=(
-                0, None, 0, 0, 0, 0, 0, 0, 0))(pending, decision, obs, action, next_obs, done,
-                                               *credits)
+            pending, out, unresolved = jax.vmap(
+                credit.pending_step, in_axes=(0, None, 0, 0, 0, 0, 0, 0, 0)
+            )(pending, decision, obs, action, next_obs, done, *credits)
         else:
-            out = replay.Transitions(obs=obs, action=action, reward=reward,
-                                     continuation=1.0 - done.astype(jnp.float32),
-                                     next_obs=next_obs, valid=jnp.ones(num_envs, bool))
+            out = replay.Transitions(
+                obs=obs,
+                action=action,
+                reward=reward,
+                continuation=1.0 - done.astype(jnp.float32),
+                next_obs=next_obs,
+                valid=jnp.ones(num_envs, bool),
+            )
             unresolved = jnp.zeros(num_envs, bool)
-        state = state.replace(key=key_learn, buffer=replay.buffer_add(state.buffer, out),
-                              num_env_steps=state.num_env_steps + num_envs)
-        state, learn_metrics = jax.lax.scan(learn_step, state, None,
-                                            length=config.updates_per_step)
+        state = state.replace(
+            key=key_learn,
+            buffer=replay.buffer_add(state.buffer, out),
+            num_env_steps=state.num_env_steps + num_envs,
+        )
+        state, learn_metrics = jax.lax.scan(learn_step, state, None, length=config.updates_per_step)
         state = state.replace(key=key)
-        metrics = {"reward": jnp.mean(reward), "epsilon": eps,
-                   "unresolved": jnp.sum(unresolved),
-                   **jax.tree.map(jnp.mean, learn_metrics)}
+        metrics = {
+            "reward": jnp.mean(reward),
+            "epsilon": eps,
+            "unresolved": jnp.sum(unresolved),
+            **jax.tree.map(jnp.mean, learn_metrics),
+        }
         return (state, next_obs, env_states, pending), metrics
 
     def run_episode(state: LearnerState, _):
@@ -171,10 +193,12 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
         key, key_reset = jax.random.split(state.key)
         obs, env_states = jax.vmap(adapter.reset)(jax.random.split(key_reset, num_envs))
         pending = jax.vmap(lambda _: credit.pending_init(window, adapter.obs_size))(
-            jnp.arange(num_envs))
+            jnp.arange(num_envs)
+        )
         carry = (state.replace(key=key), obs, env_states, pending)
         (state, _, env_states, pending), steps = jax.lax.scan(
-            collect_step, carry, jnp.arange(config.episode_length, dtype=jnp.int32))
+            collect_step, carry, jnp.arange(config.episode_length, dtype=jnp.int32)
+        )
         unresolved = jnp.sum(steps["unresolved"])
         if config.credit == "decision":
             flushed, left = jax.vmap(credit.pending_flush)(pending)
@@ -182,22 +206,28 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
             state = state.replace(buffer=replay.buffer_add(state.buffer, flat))
             unresolved = unresolved + jnp.sum(left)
         metrics = {
-            "loss": jnp.mean(steps["loss"]), "q_mean": jnp.mean(steps["q_mean"]),
-            "reward_per_step": jnp.mean(steps["reward"]), "epsilon": steps["epsilon"][-1],
+            "loss": jnp.mean(steps["loss"]),
+            "q_mean": jnp.mean(steps["q_mean"]),
+            "reward_per_step": jnp.mean(steps["reward"]),
+            "epsilon": steps["epsilon"][-1],
             "unresolved_fraction": unresolved / (num_envs * config.episode_length),
-            **jax.tree.map(jnp.mean, adapter.episode_metrics(env_states))}
+            **jax.tree.map(jnp.mean, adapter.episode_metrics(env_states)),
+        }
         return state, metrics
 
     def run_chunk(state: LearnerState):
         """`episodes_per_chunk` episodes, then a greedy evaluation; (state, metrics)."""
-        state, episodes = jax.lax.scan(run_episode, state, None,
-                                       length=config.episodes_per_chunk)
+        state, episodes = jax.lax.scan(run_episode, state, None, length=config.episodes_per_chunk)
         key, key_eval = jax.random.split(state.key)
         q_fn = lambda obs: network.apply(state.params, obs)
         evaluation = adapter.evaluate(key_eval, q_fn)
         state = state.replace(key=key, num_chunks_done=state.num_chunks_done + 1)
-        return state, {**episodes, **evaluation, "num_env_steps": state.num_env_steps,
-                       "num_updates": state.num_updates}
+        return state, {
+            **episodes,
+            **evaluation,
+            "num_env_steps": state.num_env_steps,
+            "num_updates": state.num_updates,
+        }
 
     def train(key, hparams: HParams | None = None):
         """The whole run in one scan: (final state, metrics stacked over chunks)."""

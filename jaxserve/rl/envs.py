@@ -40,31 +40,35 @@ class ServingAdapter:
         self.scenario, self.config = scenario, config
         emit = config.credit == "decision"
         self.env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=emit))
-        self.eval_env = ServingEnv(dataclasses.replace(scenario.sim_config(),
-                                                       emit_records=False))
+        self.eval_env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
         self.params = scenario.sim_params()
         self.obs_size, self.num_actions = self.env.obs_size, self.env.num_actions
         scale = reference_capacity(scenario)
-        self.min_rate, self.max_rate = scale * config.min_rate_factor, scale * config.max_rate_factor
+        self.min_rate = scale * config.min_rate_factor
+        self.max_rate = scale * config.max_rate_factor
         self.eval_rates = np.asarray(config.eval_rate_factors, np.float32) * scale
         if config.train_workload == "loguniform":
             spec = WorkloadSpec(kind="poisson", rate=self.min_rate)
         else:
-            spec = WorkloadSpec(kind="unpredictable", min_rate=self.min_rate,
-                                max_rate=self.max_rate,
-                                mean_segment_s=UNPREDICTABLE_SEGMENT_ARRIVALS / self.min_rate)
-        self.wparams, self.generate = make_workload(spec, scenario.num_tasks,
-                                                    config.episode_length)
+            spec = WorkloadSpec(
+                kind="unpredictable",
+                min_rate=self.min_rate,
+                max_rate=self.max_rate,
+                mean_segment_s=UNPREDICTABLE_SEGMENT_ARRIVALS / self.min_rate,
+            )
+        self.wparams, self.generate = make_workload(spec, scenario.num_tasks, config.episode_length)
         self.eval_wparams, self.eval_generate = make_workload(
-            WorkloadSpec(kind="poisson"), scenario.num_tasks, config.eval_length)
+            WorkloadSpec(kind="poisson"), scenario.num_tasks, config.eval_length
+        )
 
     def reset(self, key: jax.Array):
         """A new training episode: (per-episode rate,) arrivals, empty system."""
         key_rate, key_arrivals, key_reset = jax.random.split(key, 3)
         wparams = self.wparams
         if self.config.train_workload == "loguniform":
-            log_rate = jax.random.uniform(key_rate, minval=np.log(self.min_rate),
-                                          maxval=np.log(self.max_rate))
+            log_rate = jax.random.uniform(
+                key_rate, minval=np.log(self.min_rate), maxval=np.log(self.max_rate)
+            )
             wparams = wparams.replace(rate=jnp.exp(log_rate))
         arrivals = self.generate(key_arrivals, wparams)
         return self.env.reset(key_reset, self.params, arrivals)
@@ -80,8 +84,10 @@ class ServingAdapter:
 
     def episode_metrics(self, env_state) -> dict:
         m = counter_metrics(env_state.counters)
-        return {"train_normalized_performance": m["normalized_performance"],
-                "train_availability": m["availability"]}
+        return {
+            "train_normalized_performance": m["normalized_performance"],
+            "train_availability": m["availability"],
+        }
 
     def evaluate(self, key: jax.Array, q_fn) -> dict:
         """Greedy (argmax Q) policy on Poisson at each eval rate: normalised performance."""

@@ -7,9 +7,14 @@ import jax
 import jax.numpy as jnp
 
 
-def double_q_learning(q_tm1: jax.Array, a_tm1: jax.Array, r_t: jax.Array,
-                      discount_t: jax.Array, q_t_value: jax.Array,
-                      q_t_selector: jax.Array) -> jax.Array:
+def double_q_learning(
+    q_tm1: jax.Array,
+    a_tm1: jax.Array,
+    r_t: jax.Array,
+    discount_t: jax.Array,
+    q_t_value: jax.Array,
+    q_t_selector: jax.Array,
+) -> jax.Array:
     """Double-Q TD error for one transition.
 
     Args:
@@ -22,8 +27,7 @@ def double_q_learning(q_tm1: jax.Array, a_tm1: jax.Array, r_t: jax.Array,
     Returns:
       () target - q_tm1[a_tm1], the target held constant (stop_gradient).
     """
-    chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector],
-                     [1, 0, 0, 0, 1, 1])
+    chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector], [1, 0, 0, 0, 1, 1])
     best_t = jnp.argmax(q_t_selector)
     target = jax.lax.stop_gradient(r_t + discount_t * q_t_value[best_t])
     return target - q_tm1[a_tm1]

@@ -27,8 +27,10 @@ def make_q_policy(network, params):
 def _router_meta(path) -> dict:
     meta = checkpoint.read_metadata(path)
     if meta.get("kind") != "jaxserve-router":
-        raise InputError(f"checkpoint {path}: kind = {meta.get('kind')!r}: expected a learned "
-                         "router ('jaxserve-router')")
+        raise InputError(
+            f"checkpoint {path}: kind = {meta.get('kind')!r}: expected a learned "
+            "router ('jaxserve-router')"
+        )
     return meta
 
 
@@ -36,29 +38,35 @@ def check_compatible(meta: dict, scenario: Scenario, path) -> None:
     """The router's observation size and actions must match the scenario it will route."""
     cfg = scenario.sim_config()
     if int(meta.get("obs_size", -1)) != cfg.obs_size:
-        raise InputError(f"checkpoint {path}: obs_size = {meta.get('obs_size')}: expected "
-                         f"{cfg.obs_size} for scenario {scenario.name!r} (obs_mode "
-                         f"{scenario.obs_mode}, {scenario.num_tasks} tasks, "
-                         f"{scenario.num_models} models)")
+        raise InputError(
+            f"checkpoint {path}: obs_size = {meta.get('obs_size')}: expected "
+            f"{cfg.obs_size} for scenario {scenario.name!r} (obs_mode "
+            f"{scenario.obs_mode}, {scenario.num_tasks} tasks, "
+            f"{scenario.num_models} models)"
+        )
     if int(meta.get("num_actions", -1)) != cfg.num_actions:
-        raise InputError(f"checkpoint {path}: num_actions = {meta.get('num_actions')}: "
-                         f"expected {cfg.num_actions} for scenario {scenario.name!r}")
+        raise InputError(
+            f"checkpoint {path}: num_actions = {meta.get('num_actions')}: "
+            f"expected {cfg.num_actions} for scenario {scenario.name!r}"
+        )
 
 
-def load_router_params(path: str | Path, scenario: Scenario | None = None, member=None,
-                       hidden=None):
+def load_router_params(
+    path: str | Path, scenario: Scenario | None = None, member=None, hidden=None
+):
     """(params of one member — the best by default —, metadata) of a router checkpoint."""
     meta = _router_meta(path)
     if scenario is not None:
         check_compatible(meta, scenario, path)
     ckpt_hidden = tuple(meta["network"]["hidden"])
     if hidden is not None and tuple(hidden) != ckpt_hidden:
-        raise InputError(f"checkpoint {path}: network hidden = {list(ckpt_hidden)}: expected "
-                         f"{list(hidden)} (the configured network)")
+        raise InputError(
+            f"checkpoint {path}: network hidden = {list(ckpt_hidden)}: expected "
+            f"{list(hidden)} (the configured network)"
+        )
     network = make_q_network(int(meta["num_actions"]), ckpt_hidden)
     size = int(meta["population_size"])
-    single = jax.eval_shape(lambda: init_params(network, jax.random.key(0),
-                                                int(meta["obs_size"])))
+    single = jax.eval_shape(lambda: init_params(network, jax.random.key(0), int(meta["obs_size"])))
     template = jax.tree.map(lambda x: jax.ShapeDtypeStruct((size,) + x.shape, x.dtype), single)
     stacked = checkpoint.restore_tree(path, "policy", template)
     member = int(meta.get("best_member", 0)) if member is None else member

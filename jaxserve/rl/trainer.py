@@ -11,6 +11,7 @@ uninterrupted run bit for bit (on CPU; tests/rl/test_checkpoint.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -36,16 +37,30 @@ ROUTER_KIND = "jaxserve-router"
 METRICS_FILE = "metrics.jsonl"
 
 
-def router_metadata(scenario: Scenario, config: DQNConfig, adapter, hparams: HParams,
-                    seed: int, size: int, extra: dict) -> dict:
+def router_metadata(
+    scenario: Scenario,
+    config: DQNConfig,
+    adapter,
+    hparams: HParams,
+    seed: int,
+    size: int,
+    extra: dict,
+) -> dict:
     """What a checkpoint needs to be rebuilt and checked without the code that made it."""
     return {
-        "kind": ROUTER_KIND, "scenario": scenario.name, "scenario_toml": scenario_to_toml(scenario),
-        "deadline_kind": scenario.deadline_kind, "obs_mode": scenario.obs_mode,
-        "obs_size": adapter.obs_size, "num_actions": adapter.num_actions,
+        "kind": ROUTER_KIND,
+        "scenario": scenario.name,
+        "scenario_toml": scenario_to_toml(scenario),
+        "deadline_kind": scenario.deadline_kind,
+        "obs_mode": scenario.obs_mode,
+        "obs_size": adapter.obs_size,
+        "num_actions": adapter.num_actions,
         "network": {"type": "mlp", "hidden": list(config.hidden), "activation": "relu"},
-        "dqn_config": config_to_json(config), "hparams": hparams_to_json(hparams),
-        "seed": seed, "population_size": size, **extra,
+        "dqn_config": config_to_json(config),
+        "hparams": hparams_to_json(hparams),
+        "seed": seed,
+        "population_size": size,
+        **extra,
     }
 
 
@@ -78,7 +93,9 @@ def _truncate_jsonl(path: Path, chunks_done: int) -> None:
     import json
 
     if path.exists():
-        kept = [x for x in path.read_text().splitlines() if x and json.loads(x)["chunk"] < chunks_done]
+        kept = [
+            x for x in path.read_text().splitlines() if x and json.loads(x)["chunk"] < chunks_done
+        ]
         write_text_atomic(path, "".join(x + "\n" for x in kept))
 
 
@@ -86,11 +103,20 @@ def _check_resumable(meta: dict, expected: dict, out_dir: Path) -> None:
     import json
 
     expected = json.loads(json.dumps(expected))  # tuples -> lists, as stored
-    for field in ("scenario_toml", "dqn_config", "hparams", "seed", "population_size",
-                  "obs_size", "network"):
+    for field in (
+        "scenario_toml",
+        "dqn_config",
+        "hparams",
+        "seed",
+        "population_size",
+        "obs_size",
+        "network",
+    ):
         if meta.get(field) != expected.get(field):
-            raise InputError(f"--out {out_dir}: holds a run with a different {field}; use a "
-                             "new directory, or the same arguments to resume")
+            raise InputError(
+                f"--out {out_dir}: holds a run with a different {field}; use a "
+                "new directory, or the same arguments to resume"
+            )
 
 
 def load_finetune_params(path: str | Path, scenario: Scenario, config: DQNConfig):
@@ -101,24 +127,32 @@ def load_finetune_params(path: str | Path, scenario: Scenario, config: DQNConfig
     return params
 
 
-def run_training(scenario: Scenario, config: DQNConfig, out_dir: str | Path,
-                 hparams: HParams | list[HParams] | None = None, seed: int = 0,
-                 population: int = 1, finetune_from: str | Path | None = None,
-                 progress: bool = True, stop_after_chunks: int | None = None,
-                 keep_state: bool = True, extra_metadata: dict | None = None) -> dict:
+def run_training(
+    scenario: Scenario,
+    config: DQNConfig,
+    out_dir: str | Path,
+    hparams: HParams | list[HParams] | None = None,
+    seed: int = 0,
+    population: int = 1,
+    finetune_from: str | Path | None = None,
+    progress: bool = True,
+    stop_after_chunks: int | None = None,
+    keep_state: bool = True,
+    extra_metadata: dict | None = None,
+) -> dict:
     """Train `population` routers (resuming from `out_dir` if it holds this run); summary dict.
 
     `stop_after_chunks` stops early after that many chunks in this call (for tests: an
     interruption). `keep_state=False` drops the resume state once training has finished.
     """
     out_dir = Path(out_dir)
-    adapter = ServingAdapter(scenario, config)
-    learner = make_learner(adapter, config)
+    adapter, learner, (init, run_chunk, mesh) = _compiled(scenario, config, population)
     hp = broadcast_hparams(hparams if hparams is not None else HParams(), population)
-    extra = {"finetuned_from": str(finetune_from) if finetune_from else None,
-             **(extra_metadata or {})}
+    extra = {
+        "finetuned_from": str(finetune_from) if finetune_from else None,
+        **(extra_metadata or {}),
+    }
     meta = router_metadata(scenario, config, adapter, hp, seed, population, extra)
-    init, run_chunk, mesh = make_population_fns(learner, population)
     states = init(member_keys(seed, population), hp)
     chunks_done = 0
     if checkpoint.has_tree(out_dir, "state"):
@@ -129,13 +163,40 @@ def run_training(scenario: Scenario, config: DQNConfig, out_dir: str | Path,
         _truncate_jsonl(out_dir / METRICS_FILE, chunks_done)
     elif finetune_from is not None:
         params = load_finetune_params(finetune_from, scenario, config)
-        stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (population,) + x.shape), params)
-        states = states.replace(params=stacked, target_params=stacked)
+        from jaxserve.rl.population import shard_population
+
+        stack = lambda: shard_population(
+            jax.tree.map(lambda x: jnp.array(jnp.broadcast_to(x, (population,) + x.shape)), params),
+            mesh,
+        )
+        # Two separate buffers: run_chunk donates its input, and one buffer cannot be
+        # donated twice.
+        states = states.replace(params=stack(), target_params=stack())
     elif (out_dir / checkpoint.META_FILE).exists():
-        raise InputError(f"--out {out_dir}: holds a finished checkpoint without resume state; "
-                         "use a new directory")
-    return _train_chunks(states, run_chunk, config, out_dir, meta, chunks_done, population,
-                         progress, stop_after_chunks, keep_state)
+        raise InputError(
+            f"--out {out_dir}: holds a finished checkpoint without resume state; "
+            "use a new directory"
+        )
+    return _train_chunks(
+        states,
+        run_chunk,
+        config,
+        out_dir,
+        meta,
+        chunks_done,
+        population,
+        progress,
+        stop_after_chunks,
+        keep_state,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(scenario: Scenario, config: DQNConfig, population: int):
+    """Adapter, learner and jitted population functions, reused by runs of the same setup."""
+    adapter = ServingAdapter(scenario, config)
+    learner = make_learner(adapter, config)
+    return adapter, learner, make_population_fns(learner, population)
 
 
 def _restore_state(out_dir: Path, template, mesh):
@@ -145,14 +206,31 @@ def _restore_state(out_dir: Path, template, mesh):
     return shard_population(jax.tree.map(jnp.asarray, restored), mesh)
 
 
-def _train_chunks(states, run_chunk, config, out_dir, meta, chunks_done, size, progress,
-                  stop_after_chunks, keep_state) -> dict:
+def _train_chunks(
+    states,
+    run_chunk,
+    config,
+    out_dir,
+    meta,
+    chunks_done,
+    size,
+    progress,
+    stop_after_chunks,
+    keep_state,
+) -> dict:
     from tqdm import tqdm
 
     total = config.num_chunks
     per_chunk = config.env_steps_per_chunk * size
-    bar = tqdm(total=total * per_chunk, initial=chunks_done * per_chunk, unit="step",
-               unit_scale=True, disable=not progress, desc=f"train x{size}", smoothing=0.3)
+    bar = tqdm(
+        total=total * per_chunk,
+        initial=chunks_done * per_chunk,
+        unit="step",
+        unit_scale=True,
+        disable=not progress,
+        desc=f"train x{size}",
+        smoothing=0.3,
+    )
     start = time.perf_counter()
     last = {}
     ran = 0
@@ -165,20 +243,68 @@ def _train_chunks(states, run_chunk, config, out_dir, meta, chunks_done, size, p
         _append_jsonl(out_dir / METRICS_FILE, lines)
         chunks_done, ran = chunks_done + 1, ran + 1
         best = int(np.argmax([x["eval_mean"] for x in lines]))
-        last = {"chunk_wall_s": wall_s, "eval_mean": [x["eval_mean"] for x in lines],
-                "best_member": best}
+        last = {
+            "chunk_wall_s": wall_s,
+            "eval_mean": [x["eval_mean"] for x in lines],
+            "best_member": best,
+        }
         finished = chunks_done == total
         trees = {"policy": _policy_tree(states)}
         if keep_state or not finished:
             trees["state"] = states
-        checkpoint.save_checkpoint(out_dir, chunks_done, trees, {
-            **meta, "chunks_done": chunks_done, "num_chunks": total, "best_member": best,
-            "eval_mean": last["eval_mean"], "finished": finished})
+        checkpoint.save_checkpoint(
+            out_dir,
+            chunks_done,
+            trees,
+            {
+                **meta,
+                "chunks_done": chunks_done,
+                "num_chunks": total,
+                "best_member": best,
+                "eval_mean": last["eval_mean"],
+                "finished": finished,
+            },
+        )
         bar.update(per_chunk)
-        bar.set_postfix(eval=f"{lines[best]['eval_mean']:.3f}", steps_per_s=f"{per_chunk / wall_s:.0f}")
+        bar.set_postfix(
+            eval=f"{lines[best]['eval_mean']:.3f}", steps_per_s=f"{per_chunk / wall_s:.0f}"
+        )
     bar.close()
-    return {"out_dir": str(out_dir), "chunks_done": chunks_done, "num_chunks": total,
-            "wall_s": time.perf_counter() - start, "env_steps": chunks_done * per_chunk, **last}
+    return {
+        "out_dir": str(out_dir),
+        "chunks_done": chunks_done,
+        "num_chunks": total,
+        "wall_s": time.perf_counter() - start,
+        "env_steps": chunks_done * per_chunk,
+        **last,
+    }
+
+
+def select_best_member(
+    out_dir: str | Path, scenario: Scenario, num_requests: int = 2000, seeds: int = 2
+) -> dict:
+    """Evaluate every member on held-out Poisson episodes; record the best in the checkpoint.
+
+    Held out: the episodes come from the sweep's own keys, not the learners' keys, over the
+    evaluation grid of rates (light load to 3x the best model's capacity).
+    """
+    from jaxserve.io_utils import write_json_atomic
+    from jaxserve.rl.evaluate import poisson_rates
+    from jaxserve.rl.policy import load_learned_policy
+    from jaxserve.sim.sweep import run_sweep
+
+    meta = checkpoint.read_metadata(out_dir)
+    size = int(meta["population_size"])
+    policies = [load_learned_policy(out_dir, scenario, member=m) for m in range(size)]
+    names = [f"member:{m}" for m in range(size)]
+    sweep = run_sweep(
+        scenario, names, poisson_rates(scenario), None, (1.0,), num_requests, seeds, policies
+    )
+    score = np.asarray(sweep["normalized_performance"])[:, :, 0, 0].mean(axis=1)
+    best = int(np.argmax(score))
+    meta.update(best_member=best, held_out_score=score.tolist())
+    write_json_atomic(Path(out_dir) / checkpoint.META_FILE, meta)
+    return {"best_member": best, "held_out_score": score.tolist()}
 
 
 def final_state(out_dir: str | Path, scenario: Scenario, config: DQNConfig, population: int = 1):

@@ -21,6 +21,7 @@ from jaxserve.models.opt.generate import Sampling, generate_padded
 from jaxserve.models.opt.model import forward_jit, init_params
 
 PROFILE_SEED = 0
+PROFILE_CALLS = ("forward", "serve")  # plain forward/generate, or the serving batch call
 
 
 def timed_runs(fn: Callable[[], Any], repeats: int, warmup: int) -> np.ndarray:
@@ -35,10 +36,32 @@ def timed_runs(fn: Callable[[], Any], repeats: int, warmup: int) -> np.ndarray:
     return np.asarray(seconds)
 
 
-def make_batch_call(
+def make_serve_call(
     config: OPTConfig, params: Any, batch: int, prompt_tokens: int, gen_tokens: int
 ) -> Callable[[], Any]:
-    """A call serving one batch: a forward pass (gen_tokens == 0) or greedy generation."""
+    """The `jaxserve serve` batch call itself (executor.ModelRunner.run), packing included."""
+    from jaxserve.serving.executor import ModelRunner, random_prompt
+
+    mode = "generate" if gen_tokens > 0 else "score"
+    runner = ModelRunner(config, params, prompt_tokens, mode, gen_tokens)
+    prompts = [random_prompt(config, prompt_tokens, PROFILE_SEED + i) for i in range(batch)]
+    return lambda: runner.execute(prompts)
+
+
+def make_batch_call(
+    config: OPTConfig,
+    params: Any,
+    batch: int,
+    prompt_tokens: int,
+    gen_tokens: int,
+    call: str = "forward",
+) -> Callable[[], Any]:
+    """A call serving one batch: a forward pass (gen_tokens == 0) or greedy generation.
+
+    call = "serve" times the serving engine's own batch call instead (jaxserve/serving).
+    """
+    if call == "serve":
+        return make_serve_call(config, params, batch, prompt_tokens, gen_tokens)
     rng = np.random.default_rng(PROFILE_SEED)
     tokens = jnp.asarray(rng.integers(3, config.vocab_size, (batch, prompt_tokens)), jnp.int32)
     mask = jnp.ones_like(tokens)
@@ -56,6 +79,30 @@ def make_batch_call(
         max_new_tokens=gen_tokens,
         sampling=Sampling(),
     )
+
+
+def interleaved_runs(calls: Sequence[Callable[[], Any]], repeats: int) -> np.ndarray:
+    """Wall seconds (repeats, len(calls)): each round times every call once, so load drift on
+    a shared host hits every batch size alike instead of a contiguous block of them."""
+    seconds = np.zeros((repeats, len(calls)))
+    for r in range(repeats):
+        for j, fn in enumerate(calls):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            seconds[r, j] = time.perf_counter() - start
+    return seconds
+
+
+def isotonic(values: Sequence[float]) -> list[float]:
+    """Least-squares non-decreasing fit (pool adjacent violators): a noisy profile made
+    valid for scenarios (latency non-decreasing in batch size) with the least change."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for v in values:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m1, c1), (m2, c2) = blocks.pop(-2), blocks.pop(-1)
+            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
+    return [m for m, c in blocks for _ in range(int(c))]
 
 
 def check_profile_args(
@@ -98,24 +145,30 @@ def profile_model(
     batch_sizes: Sequence[int],
     repeats: int = 5,
     warmup: int = 1,
+    call: str = "forward",
 ) -> dict:
     """Median and p10/p90 seconds to serve one batch of each size (prompt + gen_tokens greedy)."""
     check_profile_args(opt_config, prompt_tokens, gen_tokens, batch_sizes, repeats, warmup)
-    latency, p10, p90, first_call = [], [], [], []
+    if call not in PROFILE_CALLS:
+        raise InputError(f"profile call={call!r}: expected one of {list(PROFILE_CALLS)}")
+    calls, first_call = [], []
     for batch in batch_sizes:
-        call = make_batch_call(opt_config, params, batch, prompt_tokens, gen_tokens)
+        fn = make_batch_call(opt_config, params, batch, prompt_tokens, gen_tokens, call)
         start = time.perf_counter()
-        jax.block_until_ready(call())  # compiles; reported, never mixed into the timings
+        jax.block_until_ready(fn())  # compiles; reported, never mixed into the timings
         first_call.append(time.perf_counter() - start)
-        seconds = timed_runs(call, repeats, max(warmup - 1, 0))
-        latency.append(float(np.median(seconds)))
-        p10.append(float(np.percentile(seconds, 10)))
-        p90.append(float(np.percentile(seconds, 90)))
+        timed_runs(fn, 0, max(warmup - 1, 0))
+        calls.append(fn)
+    seconds = interleaved_runs(calls, repeats)  # (repeats, sizes)
+    latency = [float(x) for x in np.median(seconds, axis=0)]
+    p10 = [float(x) for x in np.percentile(seconds, 10, axis=0)]
+    p90 = [float(x) for x in np.percentile(seconds, 90, axis=0)]
     return {
         "model": opt_config.name,
         "dtype": opt_config.dtype,
         "prompt_tokens": prompt_tokens,
         "gen_tokens": gen_tokens,
+        "call": call,
         "batch_sizes": [int(b) for b in batch_sizes],
         "repeats": repeats,
         "warmup": warmup,
@@ -201,7 +254,11 @@ def main_profile(args: Any) -> dict:
         _int_list(args.batch_sizes, "batch_sizes"),
         int(args.repeats),
         int(getattr(args, "warmup", 1)),
+        getattr(args, "call", None) or "forward",
     )
+    if getattr(args, "monotone", False):
+        profile["median_s"] = profile["latency_s"]
+        profile["latency_s"] = isotonic(profile["latency_s"])
     if getattr(args, "out", None):
         return write_profile(args.out, profile, model=str(args.model))
     return {

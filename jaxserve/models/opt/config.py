@@ -107,6 +107,15 @@ def _preset(name: str, layers: int, dim: int, heads: int, **kw: Any) -> OPTConfi
     )
 
 
+CPU_DEMO_VOCAB_SIZE = 512
+CPU_DEMO_MAX_POSITIONS = 256
+# (name, layers, model_dim, heads): about 0.5M, 3.3M and 11M parameters.
+CPU_DEMO_SHAPES = (
+    ("cpu-demo-s", 2, 128, 4),
+    ("cpu-demo-m", 4, 256, 4),
+    ("cpu-demo-l", 6, 384, 6),
+)
+
 PRESETS: dict[str, OPTConfig] = {
     c.name: c
     for c in (
@@ -120,6 +129,21 @@ PRESETS: dict[str, OPTConfig] = {
         _preset("opt-13b", 40, 5120, 40),
         _preset("opt-30b", 48, 7168, 56),
         _preset("opt-66b", 64, 9216, 72),
+        # cpu-demo (SPEC §6): OPT-architecture models sized for a 2-core CPU, with a 512-token
+        # byte-level vocabulary (jaxserve/serving/tasks.py) so the LM head does not dominate.
+        *(
+            OPTConfig(
+                name=name,
+                num_layers=layers,
+                model_dim=dim,
+                num_heads=heads,
+                mlp_dim=4 * dim,
+                embed_dim=dim,
+                vocab_size=CPU_DEMO_VOCAB_SIZE,
+                max_positions=CPU_DEMO_MAX_POSITIONS,
+            )
+            for name, layers, dim, heads in CPU_DEMO_SHAPES
+        ),
         # Tiny test doubles: same code paths, seconds to compile on a CPU.
         OPTConfig(
             name="tiny",

@@ -1,0 +1,222 @@
+"""`jaxserve train` and `jaxserve evaluate` (argument parsing and output; SPEC §7)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+
+from jaxserve.errors import InputError
+from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_WORKLOADS, DQNConfig, hparams_with
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint directory (resumes if it holds an unfinished run of the same arguments)",
+    )
+    p.add_argument("--steps", type=int, default=1_200_000, help="env steps per router")
+    p.add_argument("--seeds", type=int, default=1, help="routers trained in parallel")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--finetune-from", default=None, help="router checkpoint to start from")
+    p.add_argument(
+        "--deadline-kind",
+        choices=("hard", "soft"),
+        default=None,
+        help="override the scenario's deadline kind (soft: no expiry drops)",
+    )
+    p.add_argument("--hparams", default="", help=f"NAME=VALUE,... among {', '.join(HPARAM_NAMES)}")
+    p.add_argument(
+        "--search",
+        default="",
+        help="hyperparameter search: NAME=V1/V2/...;NAME2=... (grid x --seeds "
+        "members in one population); the best by held-out evaluation is kept",
+    )
+    p.add_argument("--credit", choices=CREDITS, default="decision")
+    p.add_argument("--train-workload", choices=TRAIN_WORKLOADS, default="loguniform")
+    p.add_argument("--num-envs", type=int, default=None)
+    p.add_argument("--episode-length", type=int, default=None)
+    p.add_argument("--episodes-per-chunk", type=int, default=None)
+    p.add_argument("--hidden", default=None, help="hidden widths, e.g. 256,256")
+    p.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="keep the full learner state (replay included) after finishing",
+    )
+    p.add_argument("--no-progress", action="store_true")
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="router checkpoint directory")
+    p.add_argument("--scenario", default=None, help="default: the checkpoint's own scenario")
+    p.add_argument(
+        "--workload",
+        default=None,
+        help="one workload (KIND[:field=value,...]); default: the Poisson rate grid "
+        "and the 'unpredictable' workload",
+    )
+    p.add_argument("--rate", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-requests", type=int, default=None)
+    p.add_argument("--seeds", type=int, default=4, help="episodes per Poisson grid point")
+    p.add_argument("--quick", action="store_true", help="smaller runs (smoke tests)")
+    p.add_argument("--out", default=None, help="write STEM.json and STEM-*.png")
+
+
+def parse_assignments(text: str, flag: str) -> dict:
+    """`a=1,b=2` -> {"a": 1.0, "b": 2.0}."""
+    out = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"{flag} item {item!r}: expected NAME=VALUE")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"{flag} {name.strip()}={value!r}: expected a number") from None
+    return out
+
+
+def parse_search(text: str) -> list[dict]:
+    """`lr=1e-3/3e-4;discount=0.9/0.99` -> the grid of override dicts."""
+    axes = []
+    for item in filter(None, (x.strip() for x in text.split(";"))):
+        name, sep, values = item.partition("=")
+        if not sep:
+            raise InputError(f"--search item {item!r}: expected NAME=V1/V2/...")
+        try:
+            axes.append([(name.strip(), float(v)) for v in values.split("/")])
+        except ValueError:
+            raise InputError(f"--search {item!r}: expected numbers separated by '/'") from None
+    return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+def _int_hparams(d: dict) -> dict:
+    return {k: int(v) if k == "target_period" else v for k, v in d.items()}
+
+
+def training_scenario(args):
+    from jaxserve.sim.scenarios import get_scenario
+
+    scenario = get_scenario(args.scenario)
+    if args.deadline_kind and args.deadline_kind != scenario.deadline_kind:
+        scenario = dataclasses.replace(
+            scenario,
+            deadline_kind=args.deadline_kind,
+            drop_expired=args.deadline_kind == "hard",
+            name=f"{scenario.name}-{args.deadline_kind}",
+        )
+    return scenario
+
+
+def training_config(args) -> DQNConfig:
+    changes = {
+        "total_env_steps": args.steps,
+        "credit": args.credit,
+        "train_workload": args.train_workload,
+    }
+    for flag in ("num_envs", "episode_length", "episodes_per_chunk"):
+        if getattr(args, flag) is not None:
+            changes[flag] = getattr(args, flag)
+    if args.hidden:
+        try:
+            changes["hidden"] = tuple(int(h) for h in args.hidden.split(","))
+        except ValueError:
+            raise InputError(f"--hidden {args.hidden!r}: expected widths like 256,256") from None
+    return DQNConfig(**changes)
+
+
+def cmd_train(args) -> int:
+    """Train; print a summary (JSON with --json)."""
+    from jaxserve.rl.trainer import run_training
+
+    if args.seeds < 1 or args.steps < 1:
+        raise InputError(f"--seeds {args.seeds} / --steps {args.steps}: expected >= 1")
+    scenario = training_scenario(args)
+    config = training_config(args)
+    base = _int_hparams(parse_assignments(args.hparams, "--hparams"))
+    if args.finetune_from and "epsilon_start" not in base:
+        base["epsilon_start"] = 0.1  # a trained router needs little initial exploration
+    grid = [_int_hparams({**base, **g}) for g in parse_search(args.search)]
+    members = [hparams_with(g) for g in grid for _ in range(args.seeds)]
+    hp = members if len(members) > 1 else members[0]
+    summary = run_training(
+        scenario,
+        config,
+        args.out,
+        hp,
+        args.seed,
+        len(members),
+        args.finetune_from,
+        progress=not args.no_progress,
+        keep_state=args.keep_state,
+        extra_metadata={"search_grid": grid if args.search else None},
+    )
+    if args.search and summary["chunks_done"] == summary["num_chunks"]:
+        from jaxserve.rl.trainer import select_best_member
+
+        summary["held_out"] = select_best_member(args.out, scenario)
+    print(json.dumps(summary) if args.json else _format_summary(summary))
+    return 0
+
+
+def _format_summary(s: dict) -> str:
+    lines = [
+        f"trained {s['env_steps']:,} env steps in {s['wall_s']:.1f} s "
+        f"({s['chunks_done']}/{s['num_chunks']} chunks) -> {s['out_dir']}"
+    ]
+    if "eval_mean" in s:
+        lines.append(
+            "eval mean normalised performance per member: "
+            + ", ".join(f"{v:.4f}" for v in s["eval_mean"])
+        )
+    if "held_out" in s:
+        lines.append(f"best member by held-out evaluation: {s['held_out']['best_member']}")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> int:
+    """Router vs baselines: tables (or JSON), optional JSON + plots."""
+    from jaxserve.rl import evaluate as ev
+    from jaxserve.rl.policy import load_checkpoint_scenario
+    from jaxserve.sim.runner import parse_workload
+    from jaxserve.sim.scenarios import get_scenario
+
+    scenario = (
+        get_scenario(args.scenario) if args.scenario else load_checkpoint_scenario(args.checkpoint)
+    )
+    result = {"checkpoint": args.checkpoint, "scenario": scenario.name}
+    if args.workload or args.rate:
+        spec = parse_workload(args.workload, scenario.workload, args.rate)
+        runs = ev.workload_comparison(
+            args.checkpoint, scenario, spec, args.num_requests or 20_000, args.seed
+        )
+        result["workload"] = runs
+        text = _format_workload(runs)
+    else:
+        n = args.num_requests or (1000 if args.quick else 4000)
+        poisson = ev.poisson_comparison(
+            args.checkpoint, scenario, num_requests=n, seeds=1 if args.quick else args.seeds
+        )
+        unpred = ev.unpredictable_comparison(
+            args.checkpoint, scenario, num_requests=5000 if args.quick else 200_000, seed=args.seed
+        )
+        result.update(poisson=poisson, unpredictable=unpred)
+        text = ev.format_poisson(poisson) + "\n\n" + ev.format_unpredictable(unpred)
+    if args.out:
+        from jaxserve.io_utils import write_json_atomic
+
+        write_json_atomic(f"{args.out}.json", result)
+        ev.plot_evaluation(result, args.out)
+    print(json.dumps(result) if args.json else text)
+    return 0
+
+
+def _format_workload(runs: dict) -> str:
+    keys = ("normalized_performance", "availability", "time_above_96", "time_above_98")
+    lines = [f"{'policy':<14}" + "".join(f"{k[:14]:>16}" for k in keys)]
+    for name, r in runs.items():
+        lines.append(f"{name:<14}" + "".join(f"{r[k]:>16.4f}" for k in keys))
+    return "\n".join(lines)

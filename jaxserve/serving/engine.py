@@ -1,0 +1,143 @@
+"""Virtual-clock serving: the reference simulator's event loop, with real model runs as service.
+
+`VirtualEngine` is `jaxserve.sim.reference`'s discrete-event simulator (docs/simulator.md,
+SPEC §3) with one change: when a batch starts, the batch's real prompts run on the real
+model and the measured wall time of that run becomes the batch's service time on the
+simulated clock. Queues, replicas, drops, the batch-size rule (which, as in the simulator,
+uses the nominal profile: a server cannot know the run time in advance) and outcomes are
+the simulator's own code, so predicted and measured runs differ only in service times.
+Several replicas are emulated on one device: batches run one after another in real time,
+while the simulated clock lets them overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import threading
+
+import numpy as np
+
+from jaxserve.serving.executor import NO_ANSWER
+from jaxserve.serving.tasks import Prompt
+from jaxserve.sim.reference import INF, Request, _Model, _Params, _Simulator
+from jaxserve.sim.types import LATE, ON_TIME, SimConfig
+
+NOT_RUN = -2  # answer of a request that never reached a model
+
+
+@dataclasses.dataclass
+class ServeRequest(Request):
+    """A reference request plus its prompt and what the model answered."""
+
+    prompt: Prompt | None = None
+    action: int = -1  # the router's action (num_models = reject)
+    answer: int = NOT_RUN
+    batch_size: int = 0
+    start_s: float = math.nan  # batch start (simulated clock)
+
+    @property
+    def correct(self) -> bool:
+        return self.prompt is not None and self.answer == self.prompt.label
+
+
+@dataclasses.dataclass
+class BatchLog:
+    """One executed batch: which model, when (simulated), how many, measured seconds."""
+
+    model: int
+    replica: int
+    start_s: float
+    size: int
+    service_s: float
+
+
+def completion_utility_measured(sim: _Simulator, request: ServeRequest, completion_s: float):
+    """Outcome and utility with quality = measured correctness (1 or 0) of the answer."""
+    quality = 1.0 if request.correct else 0.0
+    lateness = completion_s - request.deadline_s
+    if lateness <= 0:
+        return ON_TIME, quality
+    if sim.config.deadline_kind == "hard":
+        return LATE, -sim.params.miss_penalty
+    grace = sim.params.grace_s[request.task]
+    x = lateness / grace
+    decay = max(0.0, 1.0 - x) if sim.config.decay == "linear" else math.exp(-x)
+    return LATE, quality * decay
+
+
+class VirtualEngine(_Simulator):
+    """Reference simulator whose batch service time is a measured model run."""
+
+    def __init__(self, config: SimConfig, params, runners, measured_quality: bool = False):
+        super().__init__(config, _Params.from_any(params), noise=None)
+        self.runners = runners  # one executor.ModelRunner per model
+        self.measured_quality = measured_quality
+        self.batches: list[BatchLog] = []
+
+    def completion_utility(self, request, completion_s):
+        if self.measured_quality:
+            return completion_utility_measured(self, request, completion_s)
+        return super().completion_utility(request, completion_s)
+
+    def start_batch(self, model: _Model, t: float) -> None:
+        """As the reference, but the batch really runs and its wall time is the service time."""
+        if self.config.drop_expired:
+            self.drop_expired(model, t)
+            if not model.queue:
+                return
+        b = self.batch_size(model, t)
+        batch = [model.queue.popleft() for _ in range(b)]
+        answers, service_s = self.runners[model.index].run([r.prompt for r in batch])
+        for request, answer in zip(batch, answers, strict=True):
+            request.answer, request.batch_size, request.start_s = int(answer), b, t
+        replica = model.idle_replica()
+        model.batches[replica] = batch
+        self.batches.append(BatchLog(model.index, replica, t, b, service_s))
+        heapq.heappush(model.completions, (t + service_s, replica))
+
+    def in_system(self) -> int:
+        """Requests queued or in service."""
+        return sum(len(m.queue) + sum(len(b) for b in m.batches if b) for m in self.models)
+
+
+def run_virtual(
+    engine: VirtualEngine,
+    router,
+    arrival_s: np.ndarray,
+    tasks: np.ndarray,
+    task_set,
+    stop: threading.Event,
+) -> list[ServeRequest]:
+    """Route and serve every arrival in order; stops early (cleanly) when `stop` is set.
+
+    Returns the requests that arrived; those still in the system after a stop keep
+    outcome -1 (unfinished).
+    """
+    deadline_s = engine.params.deadline_s
+    requests: list[ServeRequest] = []
+    n = len(arrival_s)
+    for i in range(n):
+        if stop.is_set():
+            break
+        a_i, task = float(arrival_s[i]), int(tasks[i])
+        request = ServeRequest(
+            decision=i,
+            task=task,
+            arrival_s=a_i,
+            deadline_s=a_i + deadline_s[task],
+            prompt=task_set.draw(task),
+        )
+        requests.append(request)
+        engine.step = i
+        engine.rewards.append(0.0)
+        request.action = router.decide(i, a_i, engine.models)
+        engine.admit(request, request.action)
+        t_next = float(arrival_s[i + 1]) if i + 1 < n else INF  # INF: drain (SPEC §3.8)
+        for model in engine.models:
+            engine.advance(model, a_i, t_next)
+    return requests
+
+
+__all__ = ["NO_ANSWER", "NOT_RUN", "ServeRequest", "VirtualEngine", "run_virtual"]

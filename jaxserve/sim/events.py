@@ -1,0 +1,263 @@
+"""Between two decisions: batch completions and starts, processed per model (SPEC §3.3-3.5).
+
+`EventsMixin` holds the event-loop half of `ServingEnv` (env.py holds admission, the
+observation and the step itself). Semantics: docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve.sim.types import (
+    DROPPED,
+    FREE,
+    LATE,
+    ON_TIME,
+    WAITING,
+    EnvState,
+    SimParams,
+)
+
+_INF = jnp.float32(np.inf)
+
+
+class EventsMixin:
+    """Event processing for `ServingEnv` (uses its config and static masks)."""
+
+    def _advance(self, key, state: EnvState, params: SimParams, t_next, records, reward):
+        """Process every completion and batch start at times <= t_next, models in parallel.
+
+        One loop iteration handles, per model, its next event: a completion, then (at the
+        same instant, as the separate-event order would) a batch start if one is due.
+        Only the fields that events change travel in the loop carry: under vmap a batched
+        while_loop re-selects its whole carry at every iteration, so a lean carry is fast.
+        """
+        fixed = state
+
+        def unpack(carry) -> EnvState:
+            slot_replica, slot_pos, queue_len, free_s, batch_size, counters = carry
+            return fixed.replace(
+                slot_replica=slot_replica,
+                slot_pos=slot_pos,
+                queue_len=queue_len,
+                free_s=free_s,
+                batch_size=batch_size,
+                counters=counters,
+            )
+
+        def pack(state: EnvState):
+            return (
+                state.slot_replica,
+                state.slot_pos,
+                state.queue_len,
+                state.free_s,
+                state.batch_size,
+                state.counters,
+            )
+
+        def cond(carry):
+            fields, t_cur, *_ = carry
+            t_complete, t_start = self._event_times(unpack(fields), params, t_cur)
+            return jnp.any(jnp.minimum(t_complete, t_start) <= t_next)
+
+        def body(carry):
+            fields, t_cur, records, reward, it = carry
+            state = unpack(fields)
+            t_complete, t_start = self._event_times(state, params, t_cur)
+            t_event = jnp.minimum(t_complete, t_start)
+            happens = t_event <= t_next  # (K,)
+            complete = happens & (t_complete <= t_start)  # ties: completion first
+            state, records, reward = self._complete(
+                params, state, complete, t_event, records, reward
+            )
+            _, t_start = self._event_times(state, params, t_event)
+            start = happens & (t_start <= t_event)
+            key_it = jax.random.fold_in(key, it) if self.config.service_noise else key
+            state, records, reward = self._start(
+                key_it, state, params, start, t_event, records, reward
+            )
+            return pack(state), jnp.where(happens, t_event, t_cur), records, reward, it + 1
+
+        t_cur = jnp.full((self.config.num_models,), state.now_s)
+        carry = (pack(state), t_cur, records, reward, jnp.int32(0))
+        fields, _, records, reward, iterations = jax.lax.while_loop(cond, body, carry)
+        return unpack(fields), records, reward, iterations
+
+    def _event_times(self, state: EnvState, params: SimParams, t_cur):
+        """Per model (K,): next completion time and next possible batch-start time."""
+        busy = state.batch_size > 0  # (K, R)
+        t_complete = jnp.min(jnp.where(busy, state.free_s, _INF), axis=1)
+        any_idle = jnp.any(~busy & self._replica_mask, axis=1)
+        waiting = state.slot_replica == WAITING
+        oldest_s = jnp.min(jnp.where(waiting, state.slot_arrival_s, _INF), axis=1)
+        ready_now = (params.max_wait_s <= 0) | (state.queue_len >= self._max_batch)
+        ready_s = jnp.where(ready_now, -_INF, oldest_s + params.max_wait_s)
+        can_start = any_idle & (state.queue_len > 0)
+        return t_complete, jnp.where(can_start, jnp.maximum(t_cur, ready_s), _INF)
+
+    def _complete(self, params: SimParams, state: EnvState, complete, t_s, records, reward):
+        """Finish, at t_s (K,), the earliest-completing batch of each model in `complete`."""
+        busy_free_s = jnp.where(state.batch_size > 0, state.free_s, _INF)
+        replica = first_true(busy_free_s == jnp.min(busy_free_s, axis=1, keepdims=True))
+        done = complete[:, None] & (state.slot_replica == replica[:, None])  # (K, S)
+        pick = complete[:, None] & (jnp.arange(self.config.pad_replicas) == replica[:, None])
+        lateness = t_s[:, None] - state.slot_deadline_s
+        utility = self._utility(params, state.slot_quality, state.slot_grace_s, lateness)
+        on_time = lateness <= 0
+        latency = t_s[:, None] - state.slot_arrival_s
+        records = self._append(
+            records,
+            done.ravel(),
+            state.slot_decision.ravel(),
+            utility.ravel(),
+            jnp.where(on_time, ON_TIME, LATE).ravel(),
+            jnp.broadcast_to(self._models[:, None], done.shape).ravel(),
+            latency.ravel(),
+        )
+        c = state.counters
+        gained = jnp.sum(jnp.where(done, utility, 0.0))
+        num_done, num_on_time = jnp.sum(done), jnp.sum(done & on_time)
+        counters = c.replace(
+            num_outcome=c.num_outcome
+            + num_on_time * unit(4, ON_TIME)
+            + (num_done - num_on_time) * unit(4, LATE),
+            sum_utility=c.sum_utility + gained,
+            sum_latency_s=c.sum_latency_s + jnp.sum(jnp.where(done, latency, 0.0)),
+        )
+        state = state.replace(
+            slot_replica=jnp.where(done, FREE, state.slot_replica),
+            batch_size=jnp.where(pick, 0, state.batch_size),
+            counters=counters,
+        )
+        return state, records, reward + gained
+
+    def _start(self, key, state: EnvState, params: SimParams, start, t_s, records, reward):
+        """Drop expired requests, then start one batch per model flagged in `start` (K,)."""
+        cfg = self.config
+        waiting = state.slot_replica == WAITING  # (K, S)
+        pos = state.slot_pos
+        if cfg.drop_expired:
+            lat1 = params.latency_s[:, :1]
+            dropped = waiting & start[:, None] & (t_s[:, None] + lat1 > state.slot_deadline_s)
+            if cfg.fifo_deadlines:  # the dropped are exactly the oldest requests
+                pos = pos - jnp.sum(dropped, axis=1, keepdims=True)
+            else:
+                pos = pos - _drops_ahead(pos, dropped)
+        else:
+            dropped = jnp.zeros_like(waiting)
+        keep = waiting & ~dropped
+        num_keep = state.queue_len - jnp.sum(dropped, axis=1)
+        size = jnp.where(start, self._batch_size(params, t_s, num_keep, keep, pos, state), 0)
+
+        penalty = -params.miss_penalty.astype(jnp.float32)
+        records = self._append(
+            records,
+            dropped.ravel(),
+            state.slot_decision.ravel(),
+            jnp.full(dropped.size, penalty),
+            jnp.full(dropped.size, DROPPED),
+            jnp.broadcast_to(self._models[:, None], dropped.shape).ravel(),
+            jnp.zeros(dropped.size),
+        )
+        num_dropped = jnp.sum(dropped)
+        c = state.counters
+        state = state.replace(
+            slot_replica=jnp.where(dropped, FREE, state.slot_replica),
+            slot_pos=pos,
+            counters=c.replace(
+                num_outcome=c.num_outcome + num_dropped * unit(4, DROPPED),
+                sum_utility=c.sum_utility + penalty * num_dropped,
+            ),
+        )
+        state = self._load_batch(key, state, params, t_s, size, keep & (pos < size[:, None]))
+        state = state.replace(
+            slot_pos=jnp.where(keep, state.slot_pos - size[:, None], state.slot_pos),
+            queue_len=num_keep - size,
+        )
+        return state, records, reward + penalty * num_dropped
+
+    def _batch_size(self, params: SimParams, t_s, num_keep, keep, pos, state: EnvState):
+        """Batch size under the `max` or `deadline` rule (SPEC §3.3), per model (K,).
+
+        Deadline rule: request j (FIFO position p_j) tolerates batches up to m_j = #{b:
+        t + latency[b] <= deadline_j}; it is in a batch of b iff p_j < b, so b is feasible
+        iff b <= max(p_j, m_j) for all j, and the largest feasible b is min_j max(p_j, m_j).
+        """
+        limit = jnp.minimum(num_keep, self._max_batch)  # (K,)
+        if self.config.batching == "max":
+            return limit
+        finish_s = t_s[:, None] + params.latency_s  # (K, B)
+        if self.config.fifo_deadlines:  # the oldest kept request has the earliest deadline
+            earliest = jnp.min(jnp.where(keep, state.slot_deadline_s, _INF), axis=1)
+            fits = jnp.sum(finish_s <= earliest[:, None], axis=1)
+            return jnp.clip(fits, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
+        tolerated = jnp.sum(finish_s[:, None, :] <= state.slot_deadline_s[:, :, None], axis=2)
+        bound = jnp.min(
+            jnp.where(
+                keep,
+                jnp.maximum(pos, tolerated),
+                (self.config.pad_slots + self.config.pad_batch + 1),
+            ),
+            axis=1,
+        )
+        return jnp.clip(bound, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
+
+    def _load_batch(self, key, state: EnvState, params: SimParams, t_s, size, member):
+        """Put `member` requests (K, S) on the lowest-index idle replica of each model."""
+        cfg = self.config
+        base_s = jnp.sum(jnp.where(self._sizes == size[:, None], params.latency_s, 0.0), axis=1)
+        if cfg.service_noise:
+            base_s = base_s * jnp.exp(
+                params.noise_sigma * jax.random.normal(key, (cfg.num_models,))
+            )
+        done_s = t_s + base_s  # (K,)
+        idle = (state.batch_size == 0) & self._replica_mask
+        replica = first_true(idle)
+        pick = (jnp.arange(cfg.pad_replicas) == replica[:, None]) & (size > 0)[:, None]
+        return state.replace(
+            slot_replica=jnp.where(member, replica[:, None], state.slot_replica),
+            free_s=jnp.where(pick, done_s[:, None], state.free_s),
+            batch_size=jnp.where(pick, size[:, None], state.batch_size),
+        )
+
+    def _utility(self, params: SimParams, quality, grace_s, lateness):
+        """Utility of completed requests (SPEC §3.5)."""
+        cfg = self.config
+        if cfg.deadline_kind == "hard":
+            return jnp.where(lateness <= 0, quality, -params.miss_penalty.astype(jnp.float32))
+        x = jnp.maximum(lateness, 0.0)
+        if cfg.decay == "linear":
+            decay = jnp.maximum(0.0, 1.0 - x / grace_s)
+        else:
+            decay = jnp.exp(-x / grace_s)
+        return quality * decay
+
+
+def unit(size: int, index: int) -> np.ndarray:
+    """Unit vector e_index (int32), for adding to counters without a scatter."""
+    return (np.arange(size) == index).astype(np.int32)
+
+
+def first_true(mask: jax.Array) -> jax.Array:
+    """Index of the first True along the last axis (size if none); cheaper than argmax on CPU."""
+    size = mask.shape[-1]
+    return jnp.min(jnp.where(mask, jnp.arange(size, dtype=jnp.int32), size), axis=-1)
+
+
+def _drops_ahead(pos: jax.Array, dropped: jax.Array) -> jax.Array:
+    """For each slot (K, S), how many dropped requests were ahead of it in FIFO order.
+
+    A histogram of dropped positions, its exclusive prefix sum, read back at each position:
+    O(S) per model instead of comparing all pairs.
+    """
+    k, s = pos.shape
+    rows = jnp.arange(k)[:, None]
+    by_pos = (
+        jnp.zeros((k, s), jnp.int32)
+        .at[rows, jnp.clip(pos, 0, s - 1)]
+        .add(dropped.astype(jnp.int32))
+    )
+    ahead = jnp.cumsum(by_pos, axis=1) - by_pos
+    return jnp.take_along_axis(ahead, jnp.clip(pos, 0, s - 1), axis=1)

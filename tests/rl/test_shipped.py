@@ -1,0 +1,40 @@
+"""The trained routers shipped under checkpoints/ load and route (checkpoints/README.md)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxserve import checkpoint
+from jaxserve.rl.evaluate import poisson_comparison, poisson_rates
+from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
+from jaxserve.sim.runner import simulate
+from jaxserve.sim.scenarios import get_scenario
+from jaxserve.sim.workloads import WorkloadSpec
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+SHIPPED = {"opt-a100x4-hard": "hard", "opt-a100x4-soft": "soft"}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_router_loads_and_evaluates(name):
+    path = CHECKPOINTS / name
+    meta = checkpoint.read_metadata(path)
+    assert meta["finished"] and meta["deadline_kind"] == SHIPPED[name]
+    scenario = load_checkpoint_scenario(path)
+    assert scenario.deadline_kind == SHIPPED[name]
+    policy = load_learned_policy(path, scenario)
+    result = simulate(scenario, policy, WorkloadSpec(rate=300.0), 2000, seed=3)
+    greedy = simulate(scenario, "greedy", WorkloadSpec(rate=300.0), 2000, seed=3)
+    assert result["normalized_performance"] > 0.9
+    assert result["normalized_performance"] > greedy["normalized_performance"] - 0.05
+
+
+@pytest.mark.slow
+def test_shipped_hard_router_at_least_every_static_policy():
+    path = CHECKPOINTS / "opt-a100x4-hard"
+    scenario = get_scenario("opt-a100x4")
+    result = poisson_comparison(path, scenario, poisson_rates(scenario), 4000, 4)
+    perf = np.asarray(result["normalized_performance"])
+    statics = [i for i, n in enumerate(result["policies"]) if n.startswith("static:")]
+    assert np.all(perf[0] >= perf[statics].max(axis=0) - 2e-3), result
