@@ -57,15 +57,15 @@ class EventsMixin:
                 state.counters,
             )
 
+        # The carry holds the next event times, computed once at the end of each iteration
+        # (and once before the loop), so the loop condition is a cheap comparison.
         def cond(carry):
-            fields, t_cur, *_ = carry
-            t_complete, t_start = self._event_times(unpack(fields), params, t_cur)
+            t_complete, t_start = carry[2]
             return jnp.any(jnp.minimum(t_complete, t_start) <= t_next)
 
         def body(carry):
-            fields, t_cur, records, reward, it = carry
+            fields, t_cur, (t_complete, t_start), records, reward, it = carry
             state = unpack(fields)
-            t_complete, t_start = self._event_times(state, params, t_cur)
             t_event = jnp.minimum(t_complete, t_start)
             happens = t_event <= t_next  # (K,)
             complete = happens & (t_complete <= t_start)  # ties: completion first
@@ -78,11 +78,14 @@ class EventsMixin:
             state, records, reward = self._start(
                 key_it, state, params, start, t_event, records, reward
             )
-            return pack(state), jnp.where(happens, t_event, t_cur), records, reward, it + 1
+            t_cur = jnp.where(happens, t_event, t_cur)
+            times = self._event_times(state, params, t_cur)
+            return pack(state), t_cur, times, records, reward, it + 1
 
         t_cur = jnp.full((self.config.num_models,), state.now_s)
-        carry = (pack(state), t_cur, records, reward, jnp.int32(0))
-        fields, _, records, reward, iterations = jax.lax.while_loop(cond, body, carry)
+        times = self._event_times(state, params, t_cur)
+        carry = (pack(state), t_cur, times, records, reward, jnp.int32(0))
+        fields, _, _, records, reward, iterations = jax.lax.while_loop(cond, body, carry)
         return unpack(fields), records, reward, iterations
 
     def _event_times(self, state: EnvState, params: SimParams, t_cur):
