@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write latency_s as the non-decreasing (isotonic) fit of the medians "
         "(raw medians kept as median_s), as scenarios require",
     )
+    p.add_argument(
+        "--cpu-threads",
+        default="all",
+        help="XLA CPU threads per call: all (default) | 1 (steady timings on a shared host; "
+        "how the cpu-demo profiles were measured)",
+    )
     p.add_argument("--out", default=None, help="write the profile JSON (scenario format) here")
     p.add_argument("--json", action="store_true")
 
@@ -163,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
         "minutes), or all",
     )
     p.add_argument("--json", action="store_true", help="(always JSON; accepted for symmetry)")
+
+    p = sub.add_parser("reproduce", help="run the experiments of docs/results.md and regenerate it")
+    p.add_argument("--quick", action="store_true", help="CPU-sized runs (<= 20 min on 2 cores)")
+    p.add_argument("--only", default=None, help="comma-separated experiments, e.g. 01,05")
+    p.add_argument("--force", action="store_true", help="rerun experiments that are up to date")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (CI smoke test)")
+    p.add_argument("--docs-dir", default=None, help="write outputs here instead of docs/")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -300,7 +315,14 @@ def _cmd_evaluate(args) -> int:
     return cmd_evaluate(args)
 
 
+def _cmd_reproduce(args) -> int:
+    from jaxserve.reproduce import cmd_reproduce
+
+    return cmd_reproduce(args)
+
+
 _COMMANDS = {
+    "reproduce": _cmd_reproduce,
     "simulate": _cmd_simulate,
     "sweep": _cmd_sweep,
     "profile": _cmd_profile,

@@ -245,6 +245,9 @@ def _int_list(value: Any, field: str) -> list[int]:
 def main_profile(args: Any) -> dict:
     """CLI body for `jaxserve profile`: args.model, prompt_tokens, gen_tokens, batch_sizes,
     repeats, out, dtype (warmup optional). Returns the record; writes it when args.out."""
+    from jaxserve.serving.cpu import configure_cpu_threads
+
+    cpu_threads = configure_cpu_threads(getattr(args, "cpu_threads", None) or "all")
     config, params = load_model(args.model, getattr(args, "dtype", None) or "float32")
     profile = profile_model(
         config,
@@ -256,6 +259,7 @@ def main_profile(args: Any) -> dict:
         int(getattr(args, "warmup", 1)),
         getattr(args, "call", None) or "forward",
     )
+    profile["cpu_threads"] = cpu_threads
     if getattr(args, "monotone", False):
         profile["median_s"] = profile["latency_s"]
         profile["latency_s"] = isotonic(profile["latency_s"])

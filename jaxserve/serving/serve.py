@@ -15,11 +15,12 @@ import numpy as np
 
 from jaxserve.errors import InputError
 from jaxserve.io_utils import write_json_atomic
-from jaxserve.serving import report
+from jaxserve.serving.cpu import configure_cpu_threads
 from jaxserve.serving.executor import MODES, ModelRunner, random_prompt
-from jaxserve.serving.router import Router
 from jaxserve.serving.tasks import TaskSet, make_tokenizer, read_task_rows
-from jaxserve.sim.env import ServingEnv
+
+# The simulator modules (env, router, report) are imported inside functions: importing
+# jaxserve.sim.env initialises the JAX backend, which must wait for --cpu-threads.
 
 CLOCKS = ("virtual", "wall")
 QUALITY_MODES = ("auto", "table", "measured")
@@ -162,6 +163,7 @@ def build_setup(args) -> Setup:
     """Validate every input and load models, tasks and the workload draw."""
     from jaxserve.cli import _resolve_policy
     from jaxserve.policies.baselines import make_policy
+    from jaxserve.sim.env import ServingEnv
     from jaxserve.sim.runner import episode_length, parse_workload
     from jaxserve.sim.scenarios import get_scenario
     from jaxserve.sim.workloads import make_workload
@@ -199,7 +201,7 @@ def build_setup(args) -> Setup:
     )
 
 
-def warm_up(setup: Setup, router: Router, models) -> dict:
+def warm_up(setup: Setup, router, models) -> dict:
     """Compile every batch size of every model and the router before the clock starts."""
     seconds = {}
     for k, replicas in enumerate(setup.runners):
@@ -231,6 +233,10 @@ def _log(message: str) -> None:
 
 def serve(args, stop: threading.Event | None = None) -> dict:
     """Run `jaxserve serve`; returns (and writes with --out) the results record."""
+    cpu_threads = configure_cpu_threads(getattr(args, "cpu_threads", "all"))
+    from jaxserve.serving.router import Router
+    from jaxserve.sim.env import ServingEnv
+
     setup = build_setup(args)
     stop = stop or threading.Event()
     s = setup.scenario
@@ -252,6 +258,7 @@ def serve(args, stop: threading.Event | None = None) -> dict:
     wall_s = time.perf_counter() - start
     result = _result(args, setup, engine, router, requests, arrival_s, tasks, wall_s, stop)
     result["warmup_s"] = compile_s
+    result["cpu_threads"] = cpu_threads
     if args.fidelity and not stop.is_set():
         _add_fidelity(args, setup, result)
     if args.out:
@@ -295,6 +302,8 @@ def _window_s(args, arrival_s) -> float:
 
 def _result(args, setup, engine, router, requests, arrival_s, tasks, wall_s, stop) -> dict:
     """Results record: conservation, metrics, per-request ledger, batches, router overhead."""
+    from jaxserve.serving import report
+
     s = setup.scenario
     num_arrived = len(requests)
     ledger = report.ledger_from_requests(requests, len(arrival_s))
@@ -348,7 +357,7 @@ def _accuracy(ledger, tasks, scenario) -> dict:
 
 
 def _batch_summary(engine, scenario) -> dict:
-    """Per model and batch size: count and median measured seconds vs the profile."""
+    """Per model and batch size: count, median/p10/p90 measured seconds vs the profile."""
     out = {}
     for k, name in enumerate(scenario.model_names):
         rows = {}
@@ -358,14 +367,29 @@ def _batch_summary(engine, scenario) -> dict:
                 rows[str(b)] = {
                     "count": len(secs),
                     "median_s": float(np.median(secs)),
+                    "p10_s": float(np.percentile(secs, 10)),
+                    "p90_s": float(np.percentile(secs, 90)),
                     "profile_s": scenario.latency_s[k][b - 1],
                 }
         out[name] = rows
+    out["log_sigma"] = _log_sigma(engine)
     return out
+
+
+def _log_sigma(engine) -> float | None:
+    """Std of log(service time / median of its model and batch size), over all batches:
+    the log-normal noise sigma (SPEC §3.3) that the measured service times show."""
+    groups: dict = {}
+    for x in engine.batches:
+        groups.setdefault((x.model, x.size), []).append(x.service_s)
+    logs = [np.log(np.asarray(v) / np.median(v)) for v in groups.values() if len(v) > 1]
+    return float(np.std(np.concatenate(logs))) if logs else None
 
 
 def _add_fidelity(args, setup: Setup, result: dict) -> None:
     """Simulator prediction for the same run, the comparison, and the figure (with --out)."""
+    from jaxserve.serving import report
+
     arrival_s = np.asarray(result["requests"]["arrival_s"])
     predicted = report.predict(
         setup.scenario, setup.policy, setup.arrivals, setup.key_run, _window_s(args, arrival_s)

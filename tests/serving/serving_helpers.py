@@ -51,6 +51,7 @@ def serve_args(scenario, **overrides) -> argparse.Namespace:
         gen_tokens=2,
         quality="auto",
         dtype="float32",
+        cpu_threads="all",
         fidelity=False,
         window_s=None,
         out=None,
