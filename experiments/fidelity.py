@@ -38,12 +38,15 @@ SENSITIVITY_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 PROMPT_TOKENS = 32  # the cpu-demo profiles' request length
 
 
-def get_config(quick: bool = False) -> dict:
+DEFAULT_POLICY = "checkpoints/cpu-demo-hard"  # the router shipped for cpu-demo
+
+
+def get_config(quick: bool = False, policy: str = DEFAULT_POLICY) -> dict:
     """Rates as multiples of the (fresh) on-time capacities μ_k: light and medium (the large
     pair alone suffices), critical (just beyond it: greedy spills), overload (beyond all)."""
     return {
         "scenario": "cpu-demo",
-        "policy": "greedy",
+        "policy": policy,
         "seed": 0,
         "rate_factors": {
             "light": ("large", 0.3),
@@ -205,10 +208,10 @@ def summarise(level: str, rate: float, result: dict) -> dict:
     return row
 
 
-def main(quick: bool = False) -> dict:
-    """Run the three levels; write docs/fidelity.json and the figures."""
+def main(quick: bool = False, policy: str = DEFAULT_POLICY) -> dict:
+    """Run the four levels; write docs/fidelity.json and the figures."""
     cpu_threads = configure_cpu_threads("1")  # before JAX starts: as the cpu-demo profiles
-    config = get_config(quick)
+    config = get_config(quick, policy)
     load_before = os.getloadavg()
     fresh = fresh_scenario(config["fresh_toml"], config["profile_repeats"])
     config["rates"] = level_rates(config)
@@ -266,4 +269,12 @@ def main(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--policy",
+        default=DEFAULT_POLICY,
+        help="policy name or router checkpoint (default: the shipped one)",
+    )
+    cli = parser.parse_args()
+    main(quick=cli.quick, policy=cli.policy)

@@ -199,10 +199,9 @@ def _cmd_simulate(args) -> int:
 
     scenario = get_scenario(args.scenario)
     workload = parse_workload(args.workload, scenario.workload, args.rate)
-    policy = _resolve_policy(args.policy, scenario)
     result = simulate(
         scenario,
-        policy,
+        args.policy,
         workload,
         args.num_requests,
         args.seed,
@@ -214,17 +213,6 @@ def _cmd_simulate(args) -> int:
     else:
         print(format_metrics(result))
     return 0
-
-
-def _resolve_policy(name: str, scenario):
-    """A baseline name, or a checkpoint directory of a learned router."""
-    from pathlib import Path
-
-    if Path(name).is_dir():
-        from jaxserve.rl.policy import load_learned_policy  # noqa: PLC0415
-
-        return load_learned_policy(name, scenario)
-    return name
 
 
 SUMMARY_KEYS = (

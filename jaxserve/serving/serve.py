@@ -161,10 +161,8 @@ def load_runners(args, scenario, max_token: int) -> tuple[list, bool]:
 
 def build_setup(args) -> Setup:
     """Validate every input and load models, tasks and the workload draw."""
-    from jaxserve.cli import _resolve_policy
-    from jaxserve.policies.baselines import make_policy
     from jaxserve.sim.env import ServingEnv
-    from jaxserve.sim.runner import episode_length, parse_workload
+    from jaxserve.sim.runner import episode_length, parse_workload, resolve_policy
     from jaxserve.sim.scenarios import get_scenario
     from jaxserve.sim.workloads import make_workload
 
@@ -172,9 +170,7 @@ def build_setup(args) -> Setup:
     scenario = get_scenario(args.scenario)
     workload = parse_workload(args.workload, scenario.workload, args.rate)
     n = episode_length(workload, args.num_requests)
-    policy = _resolve_policy(args.policy, scenario)
-    if isinstance(policy, str):
-        policy = make_policy(policy, ServingEnv(scenario.sim_config()), scenario)
+    policy = resolve_policy(args.policy, ServingEnv(scenario.sim_config()), scenario)
     tokenizer = make_tokenizer(args.tokenizer)
     task_set = TaskSet(
         read_task_rows(args.tasks),

@@ -76,6 +76,17 @@ def _coerce_field(key: str, value: str):
     return value
 
 
+def resolve_policy(name: str, env: ServingEnv, scenario: Scenario):
+    """A baseline by name, or the greedy-Q policy of a router checkpoint directory."""
+    from pathlib import Path
+
+    if Path(name).is_dir():
+        from jaxserve.rl.policy import load_learned_policy
+
+        return load_learned_policy(name, scenario)
+    return make_policy(name, env, scenario)
+
+
 def episode_length(spec: WorkloadSpec, num_requests: int) -> int:
     """Arrivals per episode: num_requests, or the whole trace for trace replay."""
     if num_requests < 1:
@@ -103,7 +114,7 @@ def simulate(
     env = ServingEnv(config)
     params = scenario.sim_params()
     if isinstance(policy, str):
-        policy_name, policy = policy, make_policy(policy, env, scenario)
+        policy_name, policy = policy, resolve_policy(policy, env, scenario)
     n = episode_length(workload, num_requests)
     wparams, generate = make_workload(workload, scenario.num_tasks, n)
     key_workload, key_run = jax.random.split(jax.random.key(seed))

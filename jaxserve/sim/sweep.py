@@ -157,7 +157,7 @@ def run_sweep_cli(args) -> int:
     """`jaxserve sweep`: table (and optional JSON + plot) of the grid."""
     import json
 
-    from jaxserve.cli import _resolve_policy
+    from jaxserve.sim.runner import resolve_policy
     from jaxserve.sim.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
@@ -168,7 +168,7 @@ def run_sweep_cli(args) -> int:
         mixes = [_parse_floats("--mixes", m, "/") for m in args.mixes.split(";")]
     scales = _parse_floats("--deadline-scales", args.deadline_scales)
     env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
-    policies = [_as_policy(_resolve_policy(n, scenario), env, scenario) for n in names]
+    policies = [resolve_policy(n, env, scenario) for n in names]
     result = run_sweep(
         scenario, names, rates, mixes, scales, args.num_requests, args.seeds, policies
     )
@@ -184,10 +184,6 @@ def run_sweep_cli(args) -> int:
         plot_sweep(result, f"{args.out}.png")
     print(json.dumps(result) if args.json else format_sweep(result))
     return 0
-
-
-def _as_policy(resolved, env, scenario):
-    return make_policy(resolved, env, scenario) if isinstance(resolved, str) else resolved
 
 
 def format_sweep(result: dict) -> str:
