@@ -36,6 +36,7 @@ class DQNConfig:
     learning_starts: int = 4096  # transitions in replay before updates start
     credit: str = "decision"  # "decision" (per-request utility) | "completion" (env reward)
     credit_window: int = 256  # decision credit: pending transitions kept per env
+    double: bool = True  # Double DQN target (online net selects); False = vanilla DQN (target max)
     # Training workload: per-episode Poisson rate log-uniform in [min, max] x capacity of the
     # largest model ("loguniform"), or the 'unpredictable' kind over the same range.
     train_workload: str = "loguniform"
@@ -46,6 +47,11 @@ class DQNConfig:
     eval_rate_factors: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 3.0)
     eval_length: int = 2048
     eval_episodes: int = 2
+    # Dynamic deadlines: when non-empty, every `deadline_block` arrivals of a training episode
+    # get a deadline factor drawn uniformly from these values, and the router observes the
+    # factor (SimConfig.observe_deadline); empty = fixed deadlines.
+    deadline_factors: tuple[float, ...] = ()
+    deadline_block: int = 500
 
     def __post_init__(self):
         validate_config(self)
@@ -82,6 +88,7 @@ def validate_config(c: DQNConfig) -> None:
         "credit_window",
         "eval_length",
         "eval_episodes",
+        "deadline_block",
     ):
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -98,6 +105,13 @@ def validate_config(c: DQNConfig) -> None:
         raise InputError(
             f"DQNConfig.min_rate_factor, max_rate_factor = {c.min_rate_factor}, "
             f"{c.max_rate_factor}: expected 0 < min <= max < inf"
+        )
+    if any(
+        isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < math.inf
+        for f in c.deadline_factors
+    ):
+        raise InputError(
+            f"DQNConfig.deadline_factors = {c.deadline_factors!r}: expected positive finite factors"
         )
     if c.learning_starts < 0:
         raise InputError(f"DQNConfig.learning_starts = {c.learning_starts}: expected >= 0")

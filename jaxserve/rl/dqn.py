@@ -78,11 +78,22 @@ def select_actions(key, network: QNetwork, params, obs, eps, num_actions: int):
     return jnp.where(explore, random, greedy).astype(jnp.int32)
 
 
-def dqn_loss(params, target_params, network: QNetwork, batch: replay.Transitions, hp: HParams):
-    """Mean Huber loss of Double-Q TD errors over a batch; (loss, mean Q)."""
+def dqn_loss(
+    params,
+    target_params,
+    network: QNetwork,
+    batch: replay.Transitions,
+    hp: HParams,
+    double: bool = True,
+):
+    """Mean Huber loss of Double-Q TD errors over a batch; (loss, mean Q).
+
+    `double=False` is vanilla DQN (the ablation): the target net both selects and evaluates.
+    """
     q_tm1 = network.apply(params, batch.obs)  # (B, A)
-    q_t_selector = network.apply(params, batch.next_obs)  # online net selects
     q_t_value = network.apply(target_params, batch.next_obs)  # target net evaluates
+    # Double DQN: the online net selects the next action; vanilla: the target net's own max.
+    q_t_selector = network.apply(params, batch.next_obs) if double else q_t_value
     discount_t = hp.discount * batch.continuation
     td = jax.vmap(double_q_learning)(
         q_tm1, batch.action, batch.reward, discount_t, q_t_value, q_t_selector
@@ -97,7 +108,7 @@ def learn(key, state: LearnerState, config: DQNConfig, network: QNetwork):
     hp = state.hparams
     batch = replay.buffer_sample(key, state.buffer, config.batch_size)
     (loss, q_mean), grads = jax.value_and_grad(dqn_loss, has_aux=True)(
-        state.params, state.target_params, network, batch, hp
+        state.params, state.target_params, network, batch, hp, config.double
     )
     updates, opt_state = make_optimizer(hp).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

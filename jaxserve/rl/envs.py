@@ -39,8 +39,14 @@ class ServingAdapter:
     def __init__(self, scenario: Scenario, config: DQNConfig):
         self.scenario, self.config = scenario, config
         emit = config.credit == "decision"
-        self.env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=emit))
-        self.eval_env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+        self.observe_deadline = bool(config.deadline_factors)
+        sim_config = scenario.sim_config()
+        if self.observe_deadline:  # per-request deadlines: FIFO order is no longer deadline order
+            sim_config = dataclasses.replace(
+                sim_config, observe_deadline=True, fifo_deadlines=False
+            )
+        self.env = ServingEnv(dataclasses.replace(sim_config, emit_records=emit))
+        self.eval_env = ServingEnv(dataclasses.replace(sim_config, emit_records=False))
         self.params = scenario.sim_params()
         self.obs_size, self.num_actions = self.env.obs_size, self.env.num_actions
         scale = reference_capacity(scenario)
@@ -63,7 +69,7 @@ class ServingAdapter:
 
     def reset(self, key: jax.Array):
         """A new training episode: (per-episode rate,) arrivals, empty system."""
-        key_rate, key_arrivals, key_reset = jax.random.split(key, 3)
+        key_rate, key_arrivals, key_deadline, key_reset = jax.random.split(key, 4)
         wparams = self.wparams
         if self.config.train_workload == "loguniform":
             log_rate = jax.random.uniform(
@@ -71,7 +77,17 @@ class ServingAdapter:
             )
             wparams = wparams.replace(rate=jnp.exp(log_rate))
         arrivals = self.generate(key_arrivals, wparams)
+        if self.observe_deadline:
+            arrivals = arrivals.replace(deadline_scale=self._deadline_scale(key_deadline))
         return self.env.reset(key_reset, self.params, arrivals)
+
+    def _deadline_scale(self, key: jax.Array) -> jax.Array:
+        """(episode_length,) factors: one uniform draw from deadline_factors per block."""
+        length, block = self.config.episode_length, self.config.deadline_block
+        factors = jnp.asarray(self.config.deadline_factors, jnp.float32)
+        num_blocks = -(-length // block)
+        drawn = jax.random.choice(key, factors, (num_blocks,))
+        return drawn[jnp.arange(length) // block]
 
     def step(self, key: jax.Array, env_state, action: jax.Array):
         obs, env_state, reward, done, info = self.env.step(key, env_state, action, self.params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -11,14 +12,21 @@ import numpy as np
 from jaxserve import checkpoint
 from jaxserve.errors import InputError
 from jaxserve.rl.networks import init_params, make_q_network
+from jaxserve.sim.env import deadline_scale
 from jaxserve.sim.scenarios import Scenario
 
 
-def make_q_policy(network, params):
-    """Greedy policy of a Q-network with fixed parameters (pure, jit/vmap-able)."""
+def make_q_policy(network, params, observe_deadline: bool = False):
+    """Greedy policy of a Q-network with fixed parameters (pure, jit/vmap-able).
+
+    `observe_deadline`: the router was trained with the request's deadline factor appended
+    to its observation; the policy appends it itself, so any environment can run it.
+    """
 
     def policy(key, obs, state, params_sim):
-        del key, state, params_sim
+        del key, params_sim
+        if observe_deadline:
+            obs = jnp.concatenate([obs, deadline_scale(state)[None]])
         return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
 
     return policy
@@ -37,6 +45,8 @@ def _router_meta(path) -> dict:
 def check_compatible(meta: dict, scenario: Scenario, path) -> None:
     """The router's observation size and actions must match the scenario it will route."""
     cfg = scenario.sim_config()
+    if meta.get("observe_deadline"):
+        cfg = dataclasses.replace(cfg, observe_deadline=True)
     if int(meta.get("obs_size", -1)) != cfg.obs_size:
         raise InputError(
             f"checkpoint {path}: obs_size = {meta.get('obs_size')}: expected "
@@ -80,7 +90,7 @@ def load_learned_policy(path: str | Path, scenario: Scenario, member=None):
     """Pure `policy(key, obs, state, params)` choosing argmax Q of a router checkpoint."""
     params, meta = load_router_params(path, scenario, member)
     network = make_q_network(int(meta["num_actions"]), tuple(meta["network"]["hidden"]))
-    return make_q_policy(network, params)
+    return make_q_policy(network, params, bool(meta.get("observe_deadline", False)))
 
 
 def load_checkpoint_scenario(path: str | Path) -> Scenario:

@@ -54,6 +54,7 @@ def router_metadata(
         "deadline_kind": scenario.deadline_kind,
         "obs_mode": scenario.obs_mode,
         "obs_size": adapter.obs_size,
+        "observe_deadline": bool(getattr(adapter, "observe_deadline", False)),
         "num_actions": adapter.num_actions,
         "network": {"type": "mlp", "hidden": list(config.hidden), "activation": "relu"},
         "dqn_config": config_to_json(config),

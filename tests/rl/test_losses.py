@@ -62,3 +62,31 @@ def test_rank_asserts():
 def test_huber():
     x = jnp.array([-3.0, -0.5, 0.0, 0.5, 3.0])
     np.testing.assert_allclose(huber_loss(x, 1.0), [2.5, 0.125, 0.0, 0.125, 2.5])
+
+
+def test_vanilla_dqn_target_uses_the_target_nets_own_max():
+    """double=False: the target net both selects and evaluates (the ablation)."""
+    import jax.numpy as jnp
+
+    from jaxserve.rl import buffer as replay
+    from jaxserve.rl.config import default_hparams
+    from jaxserve.rl.dqn import dqn_loss
+    from jaxserve.rl.networks import init_params, make_q_network
+
+    net = make_q_network(2, (4,))
+    online = init_params(net, jax.random.key(0), 3)
+    target = init_params(net, jax.random.key(1), 3)
+    batch = replay.Transitions(
+        obs=jnp.ones((2, 3)),
+        action=jnp.array([0, 1]),
+        reward=jnp.array([1.0, 0.5]),
+        continuation=jnp.ones(2),
+        next_obs=jnp.full((2, 3), 0.5),
+        valid=jnp.ones(2, bool),
+    )
+    hp = default_hparams().replace(huber_delta=jnp.float32(1e6))  # quadratic: 0.5 td^2
+    q_t = net.apply(target, batch.next_obs)
+    q_tm1 = net.apply(online, batch.obs)[jnp.arange(2), batch.action]
+    td = batch.reward + hp.discount * q_t.max(axis=1) - q_tm1
+    loss, _ = dqn_loss(online, target, net, batch, hp, double=False)
+    assert jnp.allclose(loss, jnp.mean(0.5 * td**2), rtol=1e-5)
