@@ -13,7 +13,6 @@ while the simulated clock lets them overlap.
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import math
 import threading
 
@@ -81,21 +80,13 @@ class VirtualEngine(_Simulator):
             return completion_utility_measured(self, request, completion_s)
         return super().completion_utility(request, completion_s)
 
-    def start_batch(self, model: _Model, t: float) -> None:
-        """As the reference, but the batch really runs and its wall time is the service time."""
-        if self.config.drop_expired:
-            self.drop_expired(model, t)
-            if not model.queue:
-                return
-        b = self.batch_size(model, t)
-        batch = [model.queue.popleft() for _ in range(b)]
+    def service_time_s(self, model: _Model, replica: int, batch: list, t: float) -> float:
+        """The batch really runs on the model; its measured wall time is the service time."""
         answers, service_s = self.runners[model.index].run([r.prompt for r in batch])
         for request, answer in zip(batch, answers, strict=True):
-            request.answer, request.batch_size, request.start_s = int(answer), b, t
-        replica = model.idle_replica()
-        model.batches[replica] = batch
-        self.batches.append(BatchLog(model.index, replica, t, b, service_s))
-        heapq.heappush(model.completions, (t + service_s, replica))
+            request.answer, request.batch_size, request.start_s = int(answer), len(batch), t
+        self.batches.append(BatchLog(model.index, replica, t, len(batch), service_s))
+        return service_s
 
     def in_system(self) -> int:
         """Requests queued or in service."""

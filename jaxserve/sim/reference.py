@@ -204,11 +204,15 @@ class _Simulator:
                 return
         b = self.batch_size(model, t)
         batch = [model.queue.popleft() for _ in range(b)]
-        factor = 1.0 if self.noise is None else float(next(self.noise))
-        free_s = t + self.params.latency_s[model.index, b - 1] * factor
         replica = model.idle_replica()
+        free_s = t + self.service_time_s(model, replica, batch, t)
         model.batches[replica] = batch
         heapq.heappush(model.completions, (free_s, replica))
+
+    def service_time_s(self, model: _Model, replica: int, batch: list, t: float) -> float:
+        """Seconds the batch occupies its replica: the profile times the noise factor."""
+        factor = 1.0 if self.noise is None else float(next(self.noise))
+        return self.params.latency_s[model.index, len(batch) - 1] * factor
 
     # -- the episode -----------------------------------------------------------------------
     def run(self, requests: list[Request], actions: np.ndarray) -> None:
