@@ -12,7 +12,6 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.policies.baselines import make_policy
@@ -157,4 +156,4 @@ def run_bench_cli(args) -> int:
     return 0
 
 
-__all__ = ["run_bench", "bench_simulator", "bench_reference", "jnp"]
+__all__ = ["run_bench", "bench_simulator", "bench_reference"]

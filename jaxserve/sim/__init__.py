@@ -1,0 +1,25 @@
+"""The serving simulator: environment, reference oracle, workloads, scenarios, metrics."""
+
+from jaxserve.sim.env import ServingEnv, run_actions
+from jaxserve.sim.rollout import counter_rollout, ledger_rollout
+from jaxserve.sim.scenarios import Scenario, get_scenario, list_scenarios, zoo_scenario
+from jaxserve.sim.types import Arrivals, EnvState, Records, SimConfig, SimParams
+from jaxserve.sim.workloads import WorkloadSpec, make_workload
+
+__all__ = [
+    "Arrivals",
+    "EnvState",
+    "Records",
+    "Scenario",
+    "ServingEnv",
+    "SimConfig",
+    "SimParams",
+    "WorkloadSpec",
+    "counter_rollout",
+    "get_scenario",
+    "ledger_rollout",
+    "list_scenarios",
+    "make_workload",
+    "run_actions",
+    "zoo_scenario",
+]

@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxserve.sim import types
 from jaxserve.sim.events import EventsMixin, first_true, unit
 from jaxserve.sim.types import (
     FREE,
@@ -297,4 +296,4 @@ def _replay(env: ServingEnv, params, arrivals, actions, key):
     return ledger_rollout(env, policy, key, params, arrivals)
 
 
-__all__ = ["ServingEnv", "in_system", "run_actions", "types"]
+__all__ = ["ServingEnv", "deadline_scale", "in_system", "run_actions"]
