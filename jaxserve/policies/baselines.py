@@ -10,15 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
-from jaxserve.sim.env import ServingEnv, deadline_scale
+from jaxserve.sim.env import ServingEnv, current_task, deadline_scale
 from jaxserve.sim.types import EnvState, SimParams
 
 BASELINE_NAMES = ("static:K", "random", "round-robin", "jsq", "greedy", "lp")
-
-
-def current_task(state: EnvState) -> jax.Array:
-    """Task of the request being routed."""
-    return state.arrivals.task[jnp.minimum(state.step, state.arrivals.task.shape[0] - 1)]
 
 
 def predicted_completion_s(env: ServingEnv, state: EnvState, params: SimParams) -> jax.Array:

@@ -149,7 +149,7 @@ class ServingEnv(EventsMixin):
         """
         cfg = self.config
         i = state.step
-        task = state.arrivals.task[jnp.minimum(i, state.arrivals.task.shape[0] - 1)]
+        task = current_task(state)
         on_task = jax.nn.one_hot(task, cfg.num_tasks, dtype=jnp.float32)  # (T,)
         on_model = self._models == action  # (K,); all False for the reject action
         pick = lambda row: jnp.sum(jnp.where(on_model, row, 0))
@@ -248,8 +248,7 @@ class ServingEnv(EventsMixin):
     def observe(self, state: EnvState, params: SimParams) -> jax.Array:
         """Observation for the current decision (SPEC §3.6; layout in docs/simulator.md)."""
         cfg = self.config
-        num_arrivals = state.arrivals.task.shape[0]
-        task = state.arrivals.task[jnp.minimum(state.step, num_arrivals - 1)]
+        task = current_task(state)
         one_hot = jax.nn.one_hot(task, cfg.num_tasks, dtype=jnp.float32)
         scale = (self._max_batch * np.asarray(cfg.replicas)).astype(np.float32)
         in_service = jnp.sum(state.batch_size, axis=1).astype(jnp.float32)
@@ -265,6 +264,11 @@ class ServingEnv(EventsMixin):
         )
         wait = jnp.maximum(earliest - state.now_s, 0.0) / (params.deadline_s[task] * factor)
         return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate, *extra])
+
+
+def current_task(state: EnvState) -> jax.Array:
+    """Task of the request being routed."""
+    return state.arrivals.task[jnp.minimum(state.step, state.arrivals.task.shape[0] - 1)]
 
 
 def deadline_scale(state: EnvState) -> jax.Array:
@@ -296,4 +300,4 @@ def _replay(env: ServingEnv, params, arrivals, actions, key):
     return ledger_rollout(env, policy, key, params, arrivals)
 
 
-__all__ = ["ServingEnv", "deadline_scale", "in_system", "run_actions"]
+__all__ = ["ServingEnv", "current_task", "deadline_scale", "in_system", "run_actions"]
