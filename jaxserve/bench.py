@@ -15,6 +15,8 @@ import jax
 import numpy as np
 
 from jaxserve.policies.baselines import make_policy
+from jaxserve.sim.compile import sim_jit
+from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.rollout import counter_rollout
 from jaxserve.sim.scenarios import get_scenario
@@ -38,10 +40,17 @@ def bench_simulator(
     num_steps: int,
     rate: float,
     policy_names=("static:2", "greedy"),
+    env_kind: str = "counter",
 ) -> dict:
-    """Router decisions/s of the JAX simulator, aggregated over vmapped environments."""
+    """Router decisions/s of the JAX simulator, aggregated over vmapped environments.
+
+    `env_kind`: "counter" = what sweeps and evaluation use (`make_env`: `CounterEnv`,
+    lanes decoupled by `lane_rollout`); "full" = `ServingEnv`, the per-request simulator
+    behind records and decision credit, run record-free one decision per scan step.
+    """
     scenario = get_scenario(scenario_name)
-    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    config = dataclasses.replace(scenario.sim_config(), emit_records=False)
+    env = make_env(config) if env_kind == "counter" else ServingEnv(config)
     params = scenario.sim_params()
     wparams, generate = make_workload(
         WorkloadSpec(kind="poisson", rate=rate), scenario.num_tasks, num_steps
@@ -60,7 +69,7 @@ def bench_simulator(
 
             return jax.vmap(one)(keys)
 
-        wall_s = _timed(jax.jit(run), jax.random.key(1))
+        wall_s = _timed(sim_jit(run), jax.random.key(1))
         out[name] = {"decisions_per_s": num_envs * num_steps / wall_s, "wall_s": wall_s}
     return out
 
@@ -117,21 +126,27 @@ def run_bench(
 
 def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
     scenario, rate = "opt-a100x4", 200.0
-    sim = bench_simulator(scenario, num_envs, num_steps, rate)
     ref = bench_reference(scenario, 20_000 if not quick else 500, rate)
-    return {
-        "simulator": {
+    out = {"reference": {"scenario": scenario, "rate": rate, **ref}}
+    for key, kind in (("simulator", "counter"), ("simulator_full", "full")):
+        sim = bench_simulator(scenario, num_envs, num_steps, rate, env_kind=kind)
+        out[key] = {
+            "env": type(_env_of(kind, scenario)).__name__,
             "scenario": scenario,
             "rate": rate,
             "num_envs": num_envs,
             "steps_per_env": num_steps,
             "policies": sim,
-        },
-        "reference": {"scenario": scenario, "rate": rate, **ref},
-        "speedup_vs_reference": {
-            name: v["decisions_per_s"] / ref["decisions_per_s"] for name, v in sim.items()
-        },
-    }
+            "speedup_vs_reference": {
+                name: v["decisions_per_s"] / ref["decisions_per_s"] for name, v in sim.items()
+            },
+        }
+    return out
+
+
+def _env_of(kind: str, scenario_name: str):
+    config = dataclasses.replace(get_scenario(scenario_name).sim_config(), emit_records=False)
+    return make_env(config) if kind == "counter" else ServingEnv(config)
 
 
 def run_bench_cli(args) -> int:

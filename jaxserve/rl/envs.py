@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.rl.config import DQNConfig
+from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.metrics import counter_metrics
 from jaxserve.sim.rollout import counter_rollout
@@ -46,7 +47,7 @@ class ServingAdapter:
                 sim_config, observe_deadline=True, fifo_deadlines=False
             )
         self.env = ServingEnv(dataclasses.replace(sim_config, emit_records=emit))
-        self.eval_env = ServingEnv(dataclasses.replace(sim_config, emit_records=False))
+        self.eval_env = make_env(dataclasses.replace(sim_config, emit_records=False))
         self.params = scenario.sim_params()
         self.obs_size, self.num_actions = self.env.obs_size, self.env.num_actions
         scale = reference_capacity(scenario)

@@ -47,11 +47,11 @@ def poisson_comparison(
 ) -> dict:
     """Normalised performance and availability per policy and rate, one vmapped sweep."""
     from jaxserve.policies.baselines import make_policy
-    from jaxserve.sim.env import ServingEnv
+    from jaxserve.sim.counter_env import make_env
 
     rates = poisson_rates(scenario) if rates is None else np.asarray(rates)
     names, policies = _policies(path, scenario)
-    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
     resolved = [p if not isinstance(p, str) else make_policy(p, env, scenario) for p in policies]
     sweep = run_sweep(scenario, names, rates, None, (1.0,), num_requests, seeds, resolved)
     perf = np.asarray(sweep["normalized_performance"])[:, :, 0, 0]  # (P, R)

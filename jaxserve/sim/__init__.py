@@ -1,5 +1,7 @@
 """The serving simulator: environment, reference oracle, workloads, scenarios, metrics."""
 
+from jaxserve.sim.compile import sim_jit
+from jaxserve.sim.counter_env import CounterEnv, RingState, lane_rollout, make_env
 from jaxserve.sim.env import ServingEnv, run_actions
 from jaxserve.sim.rollout import counter_rollout, ledger_rollout
 from jaxserve.sim.scenarios import Scenario, get_scenario, list_scenarios, zoo_scenario
@@ -8,8 +10,10 @@ from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 __all__ = [
     "Arrivals",
+    "CounterEnv",
     "EnvState",
     "Records",
+    "RingState",
     "Scenario",
     "ServingEnv",
     "SimConfig",
@@ -17,9 +21,12 @@ __all__ = [
     "WorkloadSpec",
     "counter_rollout",
     "get_scenario",
+    "lane_rollout",
     "ledger_rollout",
     "list_scenarios",
+    "make_env",
     "make_workload",
     "run_actions",
+    "sim_jit",
     "zoo_scenario",
 ]

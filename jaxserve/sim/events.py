@@ -93,10 +93,13 @@ class EventsMixin:
         busy = state.batch_size > 0  # (K, R)
         t_complete = jnp.min(jnp.where(busy, state.free_s, _INF), axis=1)
         any_idle = jnp.any(~busy & self._replica_mask, axis=1)
-        waiting = state.slot_replica == WAITING
-        oldest_s = jnp.min(jnp.where(waiting, state.slot_arrival_s, _INF), axis=1)
-        ready_now = (params.max_wait_s <= 0) | (state.queue_len >= self._max_batch)
-        ready_s = jnp.where(ready_now, -_INF, oldest_s + params.max_wait_s)
+        if self.config.max_wait:
+            waiting = state.slot_replica == WAITING
+            oldest_s = jnp.min(jnp.where(waiting, state.slot_arrival_s, _INF), axis=1)
+            ready_now = (params.max_wait_s <= 0) | (state.queue_len >= self._max_batch)
+            ready_s = jnp.where(ready_now, -_INF, oldest_s + params.max_wait_s)
+        else:
+            ready_s = -_INF
         can_start = any_idle & (state.queue_len > 0)
         return t_complete, jnp.where(can_start, jnp.maximum(t_cur, ready_s), _INF)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxserve.sim.counter_env import CounterEnv, lane_rollout
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.types import Arrivals, Counters, SimParams
 
@@ -71,7 +72,13 @@ def ledger_rollout(env: ServingEnv, policy: Policy, key, params: SimParams, arri
 def counter_rollout(
     env: ServingEnv, policy: Policy, key, params: SimParams, arrivals: Arrivals
 ) -> Counters:
-    """One episode keeping only running totals: the fast path for sweeps and benchmarks."""
+    """One episode keeping only running totals: the fast path for sweeps and benchmarks.
+
+    With a `CounterEnv` (what `make_env` gives when no records are needed) this is its
+    `lane_rollout`, which keeps vmapped lanes from waiting for each other.
+    """
+    if isinstance(env, CounterEnv):
+        return lane_rollout(env, policy, key, params, arrivals)
     num_arrivals = arrivals.gap_s.shape[0]
     key, key_reset = jax.random.split(key)
     obs, state = env.reset(key_reset, params, arrivals)

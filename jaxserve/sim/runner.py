@@ -10,6 +10,7 @@ import numpy as np
 
 from jaxserve.errors import InputError
 from jaxserve.policies.baselines import make_policy
+from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.metrics import (
     DEFAULT_WINDOW_S,
@@ -119,7 +120,7 @@ def simulate(
     wparams, generate = make_workload(workload, scenario.num_tasks, n)
     key_workload, key_run = jax.random.split(jax.random.key(seed))
     arrivals = jax.jit(generate)(key_workload, wparams)
-    run = jax.jit(lambda key, params, arrivals: ledger_rollout(env, policy, key, params, arrivals))
+    run = sim_jit(lambda key, params, arrivals: ledger_rollout(env, policy, key, params, arrivals))
     ledger = jax.tree.map(np.asarray, run(key_run, params, arrivals))
     arrival_s = absolute_arrival_times(arrivals.gap_s)
     if window_s is None:

@@ -162,6 +162,7 @@ class Scenario:
             obs_mode=self.obs_mode,
             service_noise=self.noise_sigma > 0,
             fifo_deadlines=len(set(self.deadline_s)) == 1,
+            max_wait=any(w > 0 for w in self.max_wait_s),
         )
 
     def sim_params(self) -> SimParams:

@@ -12,7 +12,8 @@ import numpy as np
 
 from jaxserve.errors import InputError
 from jaxserve.policies.baselines import baseline_names, make_policy
-from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.compile import sim_jit
+from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.metrics import counter_metrics
 from jaxserve.sim.rollout import counter_rollout
 from jaxserve.sim.scenarios import Scenario
@@ -57,7 +58,7 @@ def run_sweep(
 
     Returns per-point aggregate metrics averaged over seeds, with the grid axes.
     """
-    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
     if policies is None:
         policies = [make_policy(name, env, scenario) for name in policy_names]
     mixes = [tuple(scenario.task_mix())] if mixes is None else [tuple(m) for m in mixes]
@@ -100,7 +101,7 @@ def run_sweep(
         jnp.asarray(cols[4], jnp.int32),
     )
     start = time.perf_counter()
-    metrics = jax.block_until_ready(jax.jit(jax.vmap(run_one))(*args))
+    metrics = jax.block_until_ready(sim_jit(jax.vmap(run_one))(*args))
     wall_s = time.perf_counter() - start
     shape = (len(policies), len(rates), len(mixes), len(deadline_scales), seeds)
     out = {
@@ -167,7 +168,7 @@ def run_sweep_cli(args) -> int:
     if args.mixes:
         mixes = [_parse_floats("--mixes", m, "/") for m in args.mixes.split(";")]
     scales = _parse_floats("--deadline-scales", args.deadline_scales)
-    env = ServingEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
     policies = [resolve_policy(n, env, scenario) for n in names]
     result = run_sweep(
         scenario, names, rates, mixes, scales, args.num_requests, args.seeds, policies
