@@ -13,7 +13,7 @@ import numpy as np
 from jaxserve.errors import InputError
 from jaxserve.policies.baselines import baseline_names, make_policy
 from jaxserve.sim.compile import sim_jit
-from jaxserve.sim.counter_env import make_env
+from jaxserve.sim.counter_env import CounterEnv, lane_rollouts, make_env
 from jaxserve.sim.metrics import counter_metrics
 from jaxserve.sim.rollout import counter_rollout
 from jaxserve.sim.scenarios import Scenario
@@ -74,15 +74,31 @@ def run_sweep(
     )
     switch = make_switch_policy(policies)
 
-    def run_one(policy_index, rate, mix, deadline_scale, seed):
+    def setup(rate, mix, deadline_scale, seed):
         # Common random numbers: every grid point with the same seed sees the same arrivals.
         key = jax.random.fold_in(jax.random.key(0), seed)
         key_workload, key_run = jax.random.split(key)
-        wp = wparams.replace(rate=rate, mix_probs=mix[None, :])
-        arrivals = generate(key_workload, wp)
-        params = base.replace(deadline_s=base.deadline_s * deadline_scale)
-        policy = lambda *a: switch(policy_index, *a)
-        return counter_metrics(counter_rollout(env, policy, key_run, params, arrivals))
+        arrivals = generate(key_workload, wparams.replace(rate=rate, mix_probs=mix[None, :]))
+        return key_run, base.replace(deadline_s=base.deadline_s * deadline_scale), arrivals
+
+    def run_all(policy_index, rate, mix, deadline_scale, seed):
+        keys, params, arrivals = jax.vmap(setup)(rate, mix, deadline_scale, seed)
+        if isinstance(env, CounterEnv):  # the loop outside the vmap (lane_rollouts)
+            counters = lane_rollouts(
+                env,
+                lambda index: lambda *a: switch(index, *a),
+                keys,
+                params,
+                arrivals,
+                lane_args=policy_index,
+                params_batched=True,
+            )
+        else:
+            one = lambda key, params, arrivals, index: counter_rollout(
+                env, lambda *a: switch(index, *a), key, params, arrivals
+            )
+            counters = jax.vmap(one)(keys, params, arrivals, policy_index)
+        return jax.vmap(counter_metrics)(counters)
 
     axes = (
         range(len(policies)),
@@ -101,7 +117,7 @@ def run_sweep(
         jnp.asarray(cols[4], jnp.int32),
     )
     start = time.perf_counter()
-    metrics = jax.block_until_ready(sim_jit(jax.vmap(run_one))(*args))
+    metrics = jax.block_until_ready(sim_jit(run_all)(*args))
     wall_s = time.perf_counter() - start
     shape = (len(policies), len(rates), len(mixes), len(deadline_scales), seeds)
     out = {

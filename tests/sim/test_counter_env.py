@@ -21,7 +21,7 @@ from test_queueing import MD1_CONFIG, MD1_PARAMS, SERVICE_S, pollaczek_khinchine
 
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
-from jaxserve.sim.counter_env import CounterEnv, lane_rollout, make_env
+from jaxserve.sim.counter_env import CounterEnv, lane_rollout, lane_rollouts, make_env
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.reference import simulate
 from jaxserve.sim.rollout import counter_rollout
@@ -186,6 +186,43 @@ def test_lane_rollout_matches_per_decision_rollout(name):
     np.testing.assert_array_equal(ring.num_routed, full.num_routed)
     np.testing.assert_allclose(ring.sum_utility, full.sum_utility, rtol=1e-5, atol=1e-3)
     assert np.all(ring.num_arrived == 300)
+
+
+def test_lane_rollouts_equal_vmapped_lane_rollout():
+    """The batched loop (per-lane params and policy choice) = vmap of the per-lane one."""
+    from jaxserve.sim.sweep import make_switch_policy
+
+    scenario = get_scenario("opt-a100x4")
+    env = CounterEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    base = scenario.sim_params()
+    switch = make_switch_policy(
+        [make_policy(n, env, scenario) for n in ("static:1", "greedy", "random")]
+    )
+    wparams, generate = make_workload(WorkloadSpec(kind="poisson"), scenario.num_tasks, 200)
+    num_lanes = 9
+    index = jnp.arange(num_lanes) % 3
+    rates = jnp.linspace(50.0, 800.0, num_lanes)
+    scales = jnp.linspace(0.5, 1.5, num_lanes)
+    key_workload, key_run = jax.random.split(jax.random.key(8))
+    arrivals = jax.vmap(lambda k, r: generate(k, wparams.replace(rate=r)))(
+        jax.random.split(key_workload, num_lanes), rates
+    )
+    keys = jax.random.split(key_run, num_lanes)
+    params = jax.vmap(lambda s: base.replace(deadline_s=base.deadline_s * s))(scales)
+    factory = lambda i: lambda *a: switch(i, *a)
+
+    batched = sim_jit(
+        lambda k, p, a, i: lane_rollouts(env, factory, k, p, a, lane_args=i, params_batched=True)
+    )(jax.random.clone(keys), params, arrivals, index)  # the same keys, twice on purpose
+    per_lane = sim_jit(jax.vmap(lambda k, p, a, i: lane_rollout(env, factory(i), k, p, a)))(
+        keys, params, arrivals, index
+    )
+    for name in ("num_outcome", "num_routed", "num_arrived"):
+        np.testing.assert_array_equal(getattr(batched, name), getattr(per_lane, name), name)
+    np.testing.assert_allclose(batched.sum_utility, per_lane.sum_utility, rtol=1e-6)
+    routed = np.asarray(batched.num_routed)
+    assert np.all(routed[index == 0][:, [0, 2]] == 0)  # static:1 lanes used model 1 only
+    assert np.all(routed[index == 2] > 0)  # random lanes used every model
 
 
 def test_md1_matches_pollaczek_khinchine():
