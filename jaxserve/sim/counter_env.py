@@ -66,6 +66,9 @@ class RingState:
     ring_deadline_s: jax.Array  # (K, Q)
     ring_quality: jax.Array  # (K, Q) quality[task, k]
     ring_grace_s: jax.Array  # (K, Q) soft-deadline grace (ones for hard deadlines)
+    # Whole seconds moved into `origin_s` but not yet subtracted from ring_arrival_s and
+    # ring_deadline_s: done in the next admission's pass over them (same arithmetic).
+    ring_shift_s: jax.Array  # ()
     free_s: jax.Array  # (K, R) completion time of the replica's last batch
     batch_size: jax.Array  # (K, R) int32 size of the batch in service, 0 = idle
     counters: Counters
@@ -132,6 +135,7 @@ class CounterEnv(ServingEnv):
             ring_deadline_s=zeros,
             ring_quality=zeros,
             ring_grace_s=jnp.ones((k, q), jnp.float32),
+            ring_shift_s=jnp.float32(0.0),
             free_s=jnp.zeros((k, r), jnp.float32),
             batch_size=jnp.zeros((k, r), jnp.int32),
             counters=Counters(
@@ -229,8 +233,11 @@ class CounterEnv(ServingEnv):
             + active * (jnp.arange(cfg.num_actions) == jnp.minimum(action, cfg.num_actions - 1)),
         )
         state = state.replace(
-            ring_arrival_s=put(state.ring_arrival_s, state.now_s),
-            ring_deadline_s=put(state.ring_deadline_s, state.now_s + deadline_s),
+            ring_arrival_s=put(state.ring_arrival_s - state.ring_shift_s, state.now_s),
+            ring_deadline_s=put(
+                state.ring_deadline_s - state.ring_shift_s, state.now_s + deadline_s
+            ),
+            ring_shift_s=jnp.float32(0.0),
             ring_quality=put(state.ring_quality, quality[:, None]),
             queue_len=state.queue_len + admitted,
             counters=counters,
@@ -386,8 +393,7 @@ class CounterEnv(ServingEnv):
             origin_s=state.origin_s + shift.astype(jnp.int32),
             rate_est=rate,
             free_s=state.free_s - shift,
-            ring_arrival_s=state.ring_arrival_s - shift,
-            ring_deadline_s=state.ring_deadline_s - shift,
+            ring_shift_s=shift,
         )
 
 
