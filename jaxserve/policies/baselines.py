@@ -32,9 +32,7 @@ def predicted_completion_s(env: ServingEnv, state: EnvState, params: SimParams) 
         jnp.where(mask, jnp.where(busy, state.free_s - state.now_s, 0.0), jnp.inf), axis=1
     )
     rounds = state.queue_len // (max_batch * replicas)
-    # Row lookups as one-hot sums: cheaper than a vmapped gather on CPU.
-    sizes = jnp.arange(1, params.latency_s.shape[1] + 1)
-    at_size = lambda b: jnp.sum(jnp.where(sizes == b[:, None], params.latency_s, 0.0), axis=1)
+    at_size = lambda b: params.latency_s[jnp.arange(cfg.num_models), b - 1]  # (K,)
     own = jnp.minimum(state.queue_len % (max_batch * replicas) + 1, max_batch)
     return jnp.maximum(wait_s, 0.0) + rounds * at_size(max_batch) + at_size(own)
 

@@ -212,7 +212,7 @@ class CounterEnv(ServingEnv):
     def _admit_ring(self, state: RingState, action, params: SimParams, active):
         """Reject (action or full queue) or append the request at the back of its ring."""
         cfg = self.config
-        on_task = jax.nn.one_hot(current_task(state), cfg.num_tasks, dtype=jnp.float32)
+        task = current_task(state)
         on_model = (self._models == action) & active  # (K,)
         pick = lambda row: jnp.sum(jnp.where(on_model, row, 0))
         rejected = active & (~jnp.any(on_model) | (pick(state.queue_len) >= pick(self._capacity)))
@@ -220,8 +220,8 @@ class CounterEnv(ServingEnv):
         tail = (state.head + state.queue_len) % cfg.pad_queue
         slot = admitted[:, None] & (self._ring == tail[:, None])  # (K, Q)
         put = lambda old, new: jnp.where(slot, new, old)
-        quality = on_task @ params.quality  # (K,)
-        deadline_s = (on_task @ params.deadline_s) * deadline_scale(state)
+        quality = params.quality[task]  # (K,)
+        deadline_s = params.deadline_s[task] * deadline_scale(state)
         penalty = -params.miss_penalty.astype(jnp.float32)
         c = state.counters
         counters = c.replace(
@@ -243,7 +243,7 @@ class CounterEnv(ServingEnv):
             counters=counters,
         )
         if cfg.deadline_kind == "soft":
-            state = state.replace(ring_grace_s=put(state.ring_grace_s, on_task @ params.grace_s))
+            state = state.replace(ring_grace_s=put(state.ring_grace_s, params.grace_s[task]))
         return state, jnp.where(rejected, penalty, 0.0)
 
     # ---------------------------------------------------------------- events
@@ -315,7 +315,8 @@ class CounterEnv(ServingEnv):
         cfg = self.config
         model = first_true(loop.due)  # num_models when none is due
         on = self._models == model  # (K,)
-        row = lambda a: jnp.sum(jnp.where(on[:, None], a, 0), axis=0)
+        # A gather from a row: cheaper on CPU than a masked sum over every model's ring.
+        row = lambda a: a[jnp.minimum(model, cfg.num_models - 1)]
         at = lambda a: jnp.sum(jnp.where(on, a, 0))
         due = jnp.any(on)
         t_s, head, queue_len = at(loop.start_s), at(loop.head), at(loop.queue_len)
@@ -347,7 +348,7 @@ class CounterEnv(ServingEnv):
         size = jnp.where(due, size, 0)
         member = keep & (pos < size)  # (Q,)
 
-        base_s = jnp.sum(jnp.where(self._sizes == size, latency_s, 0.0))
+        base_s = latency_s[jnp.maximum(size - 1, 0)]
         if cfg.service_noise:
             base_s = base_s * jnp.exp(params.noise_sigma * jax.random.normal(key))
         done_s = t_s + base_s
