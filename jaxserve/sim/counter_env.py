@@ -338,7 +338,8 @@ class CounterEnv(ServingEnv):
             size = limit
         else:
             if cfg.fifo_deadlines:  # the oldest kept request has the earliest deadline
-                earliest = jnp.min(jnp.where(keep, deadline_s, _INF))
+                oldest_kept = (head + num_dropped) % cfg.pad_queue
+                earliest = jnp.where(limit > 0, deadline_s[oldest_kept], _INF)
                 fits = jnp.sum(finish_s <= earliest)
             else:  # largest b with b <= max(p_j, m_j) for every kept j (see EventsMixin)
                 tolerated = jnp.sum(finish_s[None, :] <= deadline_s[:, None], axis=1)
@@ -355,8 +356,17 @@ class CounterEnv(ServingEnv):
         lateness = done_s - deadline_s
         utility = self._utility(params, row(state.ring_quality), row(state.ring_grace_s), lateness)
         penalty = -params.miss_penalty.astype(jnp.float32)
-        gained = jnp.sum(jnp.where(member, utility, 0.0)) + penalty * num_dropped
-        num_on_time = jnp.sum(member & (lateness <= 0))
+        # One reduction for the three batch totals (their masks are computed once).
+        totals = jnp.sum(
+            jnp.where(
+                member,
+                jnp.stack([utility, (lateness <= 0).astype(jnp.float32), done_s - arrival_s]),
+                0.0,
+            ),
+            axis=1,
+        )
+        gained = totals[0] + penalty * num_dropped
+        num_on_time = totals[1].astype(jnp.int32)  # exact: at most queue_capacity
         c = loop.counters
         counters = c.replace(
             num_outcome=c.num_outcome
@@ -364,7 +374,7 @@ class CounterEnv(ServingEnv):
             + (size - num_on_time) * unit(4, LATE)
             + num_dropped * unit(4, DROPPED),
             sum_utility=c.sum_utility + gained,
-            sum_latency_s=c.sum_latency_s + jnp.sum(jnp.where(member, done_s - arrival_s, 0.0)),
+            sum_latency_s=c.sum_latency_s + totals[2],
         )
         # The batch goes to the replica that became free first (the one start_s waited for).
         free_s = jnp.where(self._replica_mask, loop.free_s, _INF)
