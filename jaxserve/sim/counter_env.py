@@ -359,11 +359,13 @@ class CounterEnv(ServingEnv):
         # One reduction for the three batch totals (their masks are computed once).
         totals = jnp.sum(
             jnp.where(
-                member,
-                jnp.stack([utility, (lateness <= 0).astype(jnp.float32), done_s - arrival_s]),
+                member[:, None],
+                jnp.stack(
+                    [utility, (lateness <= 0).astype(jnp.float32), done_s - arrival_s], axis=-1
+                ),
                 0.0,
             ),
-            axis=1,
+            axis=0,
         )
         gained = totals[0] + penalty * num_dropped
         num_on_time = totals[1].astype(jnp.int32)  # exact: at most queue_capacity
