@@ -25,15 +25,17 @@ def predicted_completion_s(env: ServingEnv, state: EnvState, params: SimParams) 
     """
     cfg = env.config
     max_batch = jnp.asarray(cfg.max_batch)
-    replicas = jnp.asarray(cfg.replicas)
     busy = state.batch_size > 0
     mask = jnp.asarray(env._replica_mask)
     wait_s = jnp.min(
         jnp.where(mask, jnp.where(busy, state.free_s - state.now_s, 0.0), jnp.inf), axis=1
     )
-    rounds = state.queue_len // (max_batch * replicas)
+    # queue_len // per_round without a vector integer division (scalarised on x86): the
+    # float quotient of q + 1/2 is at least 1/(2 per_round) away from an integer.
+    per_round = np.asarray(cfg.max_batch) * np.asarray(cfg.replicas)
+    rounds = jnp.floor((state.queue_len + 0.5) * (1.0 / per_round)).astype(jnp.int32)
     at_size = lambda b: params.latency_s[jnp.arange(cfg.num_models), b - 1]  # (K,)
-    own = jnp.minimum(state.queue_len % (max_batch * replicas) + 1, max_batch)
+    own = jnp.minimum(state.queue_len - rounds * per_round + 1, max_batch)
     return jnp.maximum(wait_s, 0.0) + rounds * at_size(max_batch) + at_size(own)
 
 
