@@ -57,6 +57,7 @@ class RingState:
 
     arrivals: Arrivals
     step: jax.Array  # () index of the current decision
+    num_valid: jax.Array  # () int32 real arrivals (`valid` is a prefix); no lookups per step
     origin_s: jax.Array  # () int32 whole seconds
     now_s: jax.Array  # () time of the current arrival
     rate_est: jax.Array  # () arrivals/s
@@ -126,6 +127,7 @@ class CounterEnv(ServingEnv):
         state = RingState(
             arrivals=arrivals,
             step=jnp.int32(0),
+            num_valid=jnp.sum(arrivals.valid, dtype=jnp.int32),
             origin_s=origin_s,
             now_s=first_s - origin_s.astype(jnp.float32),
             rate_est=1.0 / params.rate_window_s.astype(jnp.float32),
@@ -175,9 +177,7 @@ class CounterEnv(ServingEnv):
 
     def active(self, state: RingState) -> jax.Array:
         """Whether decisions are left in this episode."""
-        arrivals = state.arrivals
-        n = arrivals.gap_s.shape[0]
-        return (state.step < n) & arrivals.valid[jnp.minimum(state.step, n - 1)]
+        return state.step < state.num_valid
 
     def _step(self, key, state: RingState, action, params: SimParams, max_rounds):
         """Admit (unless pending), run event rounds, finish the decision if none is due."""
@@ -187,7 +187,7 @@ class CounterEnv(ServingEnv):
         active = self.active(state)
         decide = active & ~state.pending
         nxt = jnp.minimum(i + 1, num_arrivals - 1)
-        has_next = (i + 1 < num_arrivals) & arrivals.valid[nxt]
+        has_next = i + 1 < state.num_valid
         gap_s = arrivals.gap_s[nxt].astype(jnp.float32)
         # After the episode (padding) nothing is left to process: the last real decision
         # drained every queue, so an inactive lane finds nothing due before `now_s`.
