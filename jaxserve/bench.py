@@ -16,9 +16,9 @@ import numpy as np
 
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
-from jaxserve.sim.counter_env import CounterEnv, lane_rollouts, make_env
+from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.env import ServingEnv
-from jaxserve.sim.rollout import counter_rollout
+from jaxserve.sim.rollout import counter_rollouts
 from jaxserve.sim.scenarios import get_scenario
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
@@ -53,8 +53,7 @@ def bench_simulator(
     after one compiling call.
     """
     scenario = get_scenario(scenario_name)
-    config = dataclasses.replace(scenario.sim_config(), emit_records=False)
-    env = make_env(config) if env_kind == "counter" else ServingEnv(config)
+    env = _env_of(env_kind, scenario)
     params = scenario.sim_params()
     wparams, generate = make_workload(
         WorkloadSpec(kind="poisson", rate=rate), scenario.num_tasks, num_steps
@@ -67,16 +66,9 @@ def bench_simulator(
     out = {}
     for name in policy_names:
         policy = make_policy(name, env, scenario)
-        if isinstance(env, CounterEnv):
-            run = lambda keys, arrivals, policy=policy: lane_rollouts(
-                env, policy, keys, params, arrivals
-            )
-        else:
-            run = jax.vmap(
-                lambda key, arrivals, policy=policy: counter_rollout(
-                    env, policy, key, params, arrivals
-                )
-            )
+        run = lambda keys, arrivals, policy=policy: counter_rollouts(
+            env, policy, keys, params, arrivals
+        )
         wall_s = _timed(sim_jit(run), keys, arrivals, repeats=repeats)
         out[name] = {"decisions_per_s": num_envs * num_steps / wall_s, "wall_s": wall_s}
     return out
@@ -146,7 +138,7 @@ def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
     for key, kind, envs in runs:
         sim = bench_simulator(scenario, envs, num_steps, rate, env_kind=kind)
         out[key] = {
-            "env": type(_env_of(kind, scenario)).__name__,
+            "env": type(_env_of(kind, get_scenario(scenario))).__name__,
             "scenario": scenario,
             "rate": rate,
             "num_envs": envs,
@@ -159,8 +151,9 @@ def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
     return out
 
 
-def _env_of(kind: str, scenario_name: str):
-    config = dataclasses.replace(get_scenario(scenario_name).sim_config(), emit_records=False)
+def _env_of(kind: str, scenario):
+    """ "counter": what `make_env` gives without records; "full": `ServingEnv`."""
+    config = dataclasses.replace(scenario.sim_config(), emit_records=False)
     return make_env(config) if kind == "counter" else ServingEnv(config)
 
 

@@ -3,7 +3,7 @@
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import CounterEnv, RingState, lane_rollout, make_env
 from jaxserve.sim.env import ServingEnv, run_actions
-from jaxserve.sim.rollout import counter_rollout, ledger_rollout
+from jaxserve.sim.rollout import counter_rollout, counter_rollouts, ledger_rollout
 from jaxserve.sim.scenarios import Scenario, get_scenario, list_scenarios, zoo_scenario
 from jaxserve.sim.types import Arrivals, EnvState, Records, SimConfig, SimParams
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
@@ -20,6 +20,7 @@ __all__ = [
     "SimParams",
     "WorkloadSpec",
     "counter_rollout",
+    "counter_rollouts",
     "get_scenario",
     "lane_rollout",
     "ledger_rollout",

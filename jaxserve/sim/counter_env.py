@@ -30,7 +30,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxserve.sim.env import ServingEnv, current_task, deadline_scale
+from jaxserve.sim.env import (
+    ServingEnv,
+    current_task,
+    deadline_scale,
+    empty_counters,
+    next_clock,
+    start_clock,
+)
 from jaxserve.sim.events import first_true, unit
 from jaxserve.sim.types import (
     DROPPED,
@@ -121,16 +128,12 @@ class CounterEnv(ServingEnv):
         del key
         cfg = self.config
         k, r, q = cfg.num_models, cfg.pad_replicas, cfg.pad_queue
-        first_s = arrivals.gap_s[0].astype(jnp.float32)
-        origin_s = jnp.floor(first_s).astype(jnp.int32)
         zeros = jnp.zeros((k, q), jnp.float32)
         state = RingState(
             arrivals=arrivals,
             step=jnp.int32(0),
             num_valid=jnp.sum(arrivals.valid, dtype=jnp.int32),
-            origin_s=origin_s,
-            now_s=first_s - origin_s.astype(jnp.float32),
-            rate_est=1.0 / params.rate_window_s.astype(jnp.float32),
+            **start_clock(arrivals, params),
             queue_len=jnp.zeros(k, jnp.int32),
             head=jnp.zeros(k, jnp.int32),
             ring_arrival_s=zeros,
@@ -140,14 +143,7 @@ class CounterEnv(ServingEnv):
             ring_shift_s=jnp.float32(0.0),
             free_s=jnp.zeros((k, r), jnp.float32),
             batch_size=jnp.zeros((k, r), jnp.int32),
-            counters=Counters(
-                num_arrived=jnp.int32(0),
-                num_outcome=jnp.zeros(4, jnp.int32),
-                sum_utility=jnp.float32(0.0),
-                sum_peak=jnp.float32(0.0),
-                sum_latency_s=jnp.float32(0.0),
-                num_routed=jnp.zeros(cfg.num_actions, jnp.int32),
-            ),
+            counters=empty_counters(cfg.num_actions),
             pending=jnp.bool_(False),
             t_next_s=jnp.float32(0.0),
             round=jnp.int32(0),
@@ -394,20 +390,9 @@ class CounterEnv(ServingEnv):
 
     # ------------------------------------------------------------ bookkeeping
     def _next_arrival_ring(self, state: RingState, params: SimParams, t_next, gap_s, moves):
-        """Move the clock to the next arrival and shift whole seconds into the origin."""
-        window = params.rate_window_s.astype(jnp.float32)
-        rate = jnp.where(
-            moves, state.rate_est * jnp.exp(-gap_s / window) + 1.0 / window, state.rate_est
-        )
-        now = jnp.where(moves, t_next, state.now_s)
-        shift = jnp.where(now >= 1.0, jnp.floor(now), 0.0)
-        return state.replace(
-            now_s=now - shift,
-            origin_s=state.origin_s + shift.astype(jnp.int32),
-            rate_est=rate,
-            free_s=state.free_s - shift,
-            ring_shift_s=shift,
-        )
+        """Move the clock to the next arrival; the ring's shift waits for the next admission."""
+        clock, shift = next_clock(state, params, t_next, gap_s, moves)
+        return state.replace(**clock, free_s=state.free_s - shift, ring_shift_s=shift)
 
 
 def lane_rollout(
@@ -425,16 +410,21 @@ def lane_rollout(
     """
     key, key_reset = jax.random.split(key)
     _, state = env.reset(key_reset, params, arrivals)
-
-    def body(state):
-        # The observation is rebuilt here rather than carried, so a policy that ignores it
-        # (static, random, round-robin) costs nothing for it.
-        key_policy, key_step = jax.random.split(jax.random.fold_in(key, state.step))
-        action = policy(key_policy, env.observe(state, params), state, params)
-        return env.micro_step(key_step, state, action.astype(jnp.int32), params, rounds)
-
+    body = lambda state: _decide_and_step(env, policy, key, state, params, rounds)
     state = jax.lax.while_loop(env.active, body, state)
     return state.counters
+
+
+def _decide_and_step(env: CounterEnv, policy, key, state: RingState, params, rounds: int):
+    """The policy's action (used unless the lane is pending), then one micro-step.
+
+    The observation is built here rather than carried, so a policy that ignores it (static,
+    random, round-robin) costs nothing for it. Keys: `fold_in(key, decision index)`, as in
+    `rollout.counter_rollout`.
+    """
+    key_policy, key_step = jax.random.split(jax.random.fold_in(key, state.step))
+    action = policy(key_policy, env.observe(state, params), state, params)
+    return env.micro_step(key_step, state, action.astype(jnp.int32), params, rounds)
 
 
 def lane_rollouts(
@@ -466,9 +456,7 @@ def lane_rollouts(
     def one(key_data, state, params, lane_arg):
         act = policy if lane_args is None else policy(lane_arg)
         key = jax.random.wrap_key_data(key_data)
-        key_policy, key_step = jax.random.split(jax.random.fold_in(key, state.step))
-        action = act(key_policy, env.observe(state, params), state, params)
-        return env.micro_step(key_step, state, action.astype(jnp.int32), params, rounds)
+        return _decide_and_step(env, act, key, state, params, rounds)
 
     lane_axis = None if lane_args is None else 0
     step_all = jax.vmap(one, in_axes=(0, 0, params_axis, lane_axis))

@@ -73,23 +73,11 @@ class ServingEnv(EventsMixin):
         del key  # the workload is already drawn; reset itself is deterministic
         cfg = self.config
         k, r, s = cfg.num_models, cfg.pad_replicas, cfg.pad_slots
-        first_s = arrivals.gap_s[0].astype(jnp.float32)
-        origin_s = jnp.floor(first_s).astype(jnp.int32)
-        counters = Counters(
-            num_arrived=jnp.int32(0),
-            num_outcome=jnp.zeros(4, jnp.int32),
-            sum_utility=jnp.float32(0.0),
-            sum_peak=jnp.float32(0.0),
-            sum_latency_s=jnp.float32(0.0),
-            num_routed=jnp.zeros(cfg.num_actions, jnp.int32),
-        )
         zeros = jnp.zeros((k, s), jnp.float32)
         state = EnvState(
             arrivals=arrivals,
             step=jnp.int32(0),
-            origin_s=origin_s,
-            now_s=first_s - origin_s.astype(jnp.float32),
-            rate_est=1.0 / params.rate_window_s.astype(jnp.float32),
+            **start_clock(arrivals, params),
             queue_len=jnp.zeros(k, jnp.int32),
             slot_replica=jnp.full((k, s), FREE, jnp.int32),
             slot_pos=jnp.zeros((k, s), jnp.int32),
@@ -100,7 +88,7 @@ class ServingEnv(EventsMixin):
             slot_decision=jnp.zeros((k, s), jnp.int32),
             free_s=jnp.zeros((k, r), jnp.float32),
             batch_size=jnp.zeros((k, r), jnp.int32),
-            counters=counters,
+            counters=empty_counters(cfg.num_actions),
         )
         return self.observe(state, params), state
 
@@ -200,17 +188,9 @@ class ServingEnv(EventsMixin):
     # ------------------------------------------------------------ bookkeeping
     def _next_arrival(self, state: EnvState, params: SimParams, t_next, gap_s, has_next):
         """Move the clock to the next arrival, update the rate estimate, shift the origin."""
-        window = params.rate_window_s.astype(jnp.float32)
-        rate = jnp.where(
-            has_next, state.rate_est * jnp.exp(-gap_s / window) + 1.0 / window, state.rate_est
-        )
-        now = jnp.where(has_next, t_next, state.now_s)
-        # Whole seconds move into the integer origin; integer shifts of float32 are exact.
-        shift = jnp.where(now >= 1.0, jnp.floor(now), 0.0)
+        clock, shift = next_clock(state, params, t_next, gap_s, has_next)
         return state.replace(
-            now_s=now - shift,
-            origin_s=state.origin_s + shift.astype(jnp.int32),
-            rate_est=rate,
+            **clock,
             free_s=state.free_s - shift,
             slot_arrival_s=state.slot_arrival_s - shift,
             slot_deadline_s=state.slot_deadline_s - shift,
@@ -266,6 +246,49 @@ class ServingEnv(EventsMixin):
         return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate, *extra])
 
 
+def start_clock(arrivals: Arrivals, params: SimParams) -> dict:
+    """State fields of the clock at the first arrival: origin_s, now_s, rate_est."""
+    first_s = arrivals.gap_s[0].astype(jnp.float32)
+    origin_s = jnp.floor(first_s).astype(jnp.int32)
+    return {
+        "origin_s": origin_s,
+        "now_s": first_s - origin_s.astype(jnp.float32),
+        "rate_est": 1.0 / params.rate_window_s.astype(jnp.float32),
+    }
+
+
+def next_clock(state, params: SimParams, t_next, gap_s, moves) -> tuple[dict, jax.Array]:
+    """Clock fields (now_s, origin_s, rate_est) at the next arrival, and the origin shift.
+
+    Whole seconds move into the integer origin; the caller subtracts the returned shift
+    from every other stored time (integer shifts of float32 are exact).
+    """
+    window = params.rate_window_s.astype(jnp.float32)
+    rate = jnp.where(
+        moves, state.rate_est * jnp.exp(-gap_s / window) + 1.0 / window, state.rate_est
+    )
+    now = jnp.where(moves, t_next, state.now_s)
+    shift = jnp.where(now >= 1.0, jnp.floor(now), 0.0)
+    clock = {
+        "now_s": now - shift,
+        "origin_s": state.origin_s + shift.astype(jnp.int32),
+        "rate_est": rate,
+    }
+    return clock, shift
+
+
+def empty_counters(num_actions: int) -> Counters:
+    """Running totals at the start of an episode."""
+    return Counters(
+        num_arrived=jnp.int32(0),
+        num_outcome=jnp.zeros(4, jnp.int32),
+        sum_utility=jnp.float32(0.0),
+        sum_peak=jnp.float32(0.0),
+        sum_latency_s=jnp.float32(0.0),
+        num_routed=jnp.zeros(num_actions, jnp.int32),
+    )
+
+
 def current_task(state: EnvState) -> jax.Array:
     """Task of the request being routed."""
     return state.arrivals.task[jnp.minimum(state.step, state.arrivals.task.shape[0] - 1)]
@@ -300,4 +323,13 @@ def _replay(env: ServingEnv, params, arrivals, actions, key):
     return ledger_rollout(env, policy, key, params, arrivals)
 
 
-__all__ = ["ServingEnv", "current_task", "deadline_scale", "in_system", "run_actions"]
+__all__ = [
+    "ServingEnv",
+    "current_task",
+    "deadline_scale",
+    "empty_counters",
+    "in_system",
+    "next_clock",
+    "run_actions",
+    "start_clock",
+]

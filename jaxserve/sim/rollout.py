@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxserve.sim.counter_env import CounterEnv, lane_rollout
+from jaxserve.sim.counter_env import CounterEnv, lane_rollout, lane_rollouts
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.types import Arrivals, Counters, SimParams
 
@@ -92,3 +92,28 @@ def counter_rollout(
 
     (_, state), _ = jax.lax.scan(one_step, (obs, state), jnp.arange(num_arrivals))
     return state.counters
+
+
+def counter_rollouts(
+    env: ServingEnv,
+    policy,
+    keys: jax.Array,
+    params: SimParams,
+    arrivals: Arrivals,
+    lane_args=None,
+    params_batched: bool = False,
+) -> Counters:
+    """`counter_rollout` over a leading lane axis (keys, arrivals; params if batched).
+
+    A `CounterEnv` runs as `lane_rollouts` (its loop outside the `vmap`); any other env as
+    `vmap(counter_rollout)`. `policy` and `lane_args` are as in `lane_rollouts`.
+    """
+    if isinstance(env, CounterEnv):
+        return lane_rollouts(env, policy, keys, params, arrivals, lane_args, params_batched)
+
+    def one(key, params, arrivals, lane_arg):
+        act = policy if lane_args is None else policy(lane_arg)
+        return counter_rollout(env, act, key, params, arrivals)
+
+    in_axes = (0, 0 if params_batched else None, 0, None if lane_args is None else 0)
+    return jax.vmap(one, in_axes=in_axes)(keys, params, arrivals, lane_args)

@@ -13,9 +13,9 @@ import numpy as np
 from jaxserve.errors import InputError
 from jaxserve.policies.baselines import baseline_names, make_policy
 from jaxserve.sim.compile import sim_jit
-from jaxserve.sim.counter_env import CounterEnv, lane_rollouts, make_env
+from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.metrics import counter_metrics
-from jaxserve.sim.rollout import counter_rollout
+from jaxserve.sim.rollout import counter_rollouts
 from jaxserve.sim.scenarios import Scenario
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
@@ -83,21 +83,15 @@ def run_sweep(
 
     def run_all(policy_index, rate, mix, deadline_scale, seed):
         keys, params, arrivals = jax.vmap(setup)(rate, mix, deadline_scale, seed)
-        if isinstance(env, CounterEnv):  # the loop outside the vmap (lane_rollouts)
-            counters = lane_rollouts(
-                env,
-                lambda index: lambda *a: switch(index, *a),
-                keys,
-                params,
-                arrivals,
-                lane_args=policy_index,
-                params_batched=True,
-            )
-        else:
-            one = lambda key, params, arrivals, index: counter_rollout(
-                env, lambda *a: switch(index, *a), key, params, arrivals
-            )
-            counters = jax.vmap(one)(keys, params, arrivals, policy_index)
+        counters = counter_rollouts(
+            env,
+            lambda index: lambda *a: switch(index, *a),
+            keys,
+            params,
+            arrivals,
+            lane_args=policy_index,
+            params_batched=True,
+        )
         return jax.vmap(counter_metrics)(counters)
 
     axes = (
