@@ -17,6 +17,7 @@ import numpy as np
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import make_env
+from jaxserve.sim.devices import lane_devices
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.rollout import counter_rollouts
 from jaxserve.sim.scenarios import get_scenario
@@ -42,6 +43,7 @@ def bench_simulator(
     policy_names=("static:2", "greedy"),
     env_kind: str = "counter",
     repeats: int = 3,
+    shard: bool = True,
 ) -> dict:
     """Router decisions/s of the JAX simulator, aggregated over vmapped environments.
 
@@ -50,7 +52,8 @@ def bench_simulator(
     behind records and decision credit, run record-free one decision per scan step.
     The arrivals are drawn before the clock starts, as `bench_reference` draws its own:
     both numbers time the simulator, not the workload generator. Best of `repeats` calls
-    after one compiling call.
+    after one compiling call. `shard`: lanes split over every device (`shard_lanes`; the
+    CLI makes one CPU device per core), else one device runs them all.
     """
     scenario = get_scenario(scenario_name)
     env = _env_of(env_kind, scenario)
@@ -67,7 +70,7 @@ def bench_simulator(
     for name in policy_names:
         policy = make_policy(name, env, scenario)
         run = lambda keys, arrivals, policy=policy: counter_rollouts(
-            env, policy, keys, params, arrivals
+            env, policy, keys, params, arrivals, shard=shard
         )
         wall_s = _timed(sim_jit(run), keys, arrivals, repeats=repeats)
         out[name] = {"decisions_per_s": num_envs * num_steps / wall_s, "wall_s": wall_s}
@@ -132,13 +135,19 @@ def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
     scenario, rate = "opt-a100x4", 200.0
     ref = bench_reference(scenario, 20_000 if not quick else 500, rate)
     out = {"reference": {"scenario": scenario, "rate": rate, **ref}}
-    runs = [("simulator", "counter", num_envs), ("simulator_full", "full", num_envs)]
+    # (section, simulator, lanes, sharded over every device)
+    runs = [
+        ("simulator", "counter", num_envs, True),
+        ("simulator_one_device", "counter", num_envs, False),
+        ("simulator_full", "full", num_envs, True),
+    ]
     if not quick:  # per-op overheads amortise over more lanes: show how throughput scales
-        runs.append(("simulator_x4_envs", "counter", 4 * num_envs))
-    for key, kind, envs in runs:
-        sim = bench_simulator(scenario, envs, num_steps, rate, env_kind=kind)
+        runs.append(("simulator_x4_envs", "counter", 4 * num_envs, True))
+    for key, kind, envs, shard in runs:
+        sim = bench_simulator(scenario, envs, num_steps, rate, env_kind=kind, shard=shard)
         out[key] = {
             "env": type(_env_of(kind, get_scenario(scenario))).__name__,
+            "lane_devices": len(lane_devices()) if shard else 1,
             "scenario": scenario,
             "rate": rate,
             "num_envs": envs,

@@ -8,6 +8,7 @@ import math
 import sys
 
 from jaxserve.errors import InputError
+from jaxserve.host import configure_cpu_devices
 
 EXIT_BAD_INPUT = 2
 
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command not in _OWN_DEVICES:
+            configure_cpu_devices()
         return _COMMANDS[args.command](args)
     except InputError as err:
         print(f"jaxserve: error: {err}", file=sys.stderr)
@@ -319,6 +322,12 @@ _COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
 }
+
+# `serve` and `profile` place model replicas on devices and time them: they keep XLA's
+# default of one CPU device (and choose their own threads, `--cpu-threads`). Every other
+# command gets one CPU device per core, over which simulator lanes are sharded
+# (jaxserve/sim/devices.py).
+_OWN_DEVICES = ("serve", "profile")
 
 if __name__ == "__main__":
     sys.exit(main())

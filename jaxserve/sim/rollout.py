@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxserve.sim.counter_env import CounterEnv, lane_rollout, lane_rollouts
+from jaxserve.sim.devices import shard_lanes
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.types import Arrivals, Counters, SimParams
 
@@ -102,18 +103,28 @@ def counter_rollouts(
     arrivals: Arrivals,
     lane_args=None,
     params_batched: bool = False,
+    shard: bool = True,
 ) -> Counters:
     """`counter_rollout` over a leading lane axis (keys, arrivals; params if batched).
 
     A `CounterEnv` runs as `lane_rollouts` (its loop outside the `vmap`); any other env as
-    `vmap(counter_rollout)`. `policy` and `lane_args` are as in `lane_rollouts`.
+    `vmap(counter_rollout)`. `policy` and `lane_args` are as in `lane_rollouts`. With
+    `shard` the lanes are split over every local device (`devices.shard_lanes`; one CPU
+    device per core under the CLI): same results, each device running its share.
     """
-    if isinstance(env, CounterEnv):
-        return lane_rollouts(env, policy, keys, params, arrivals, lane_args, params_batched)
 
-    def one(key, params, arrivals, lane_arg):
-        act = policy if lane_args is None else policy(lane_arg)
-        return counter_rollout(env, act, key, params, arrivals)
+    def local(keys, params, arrivals, lane_args):
+        if isinstance(env, CounterEnv):
+            return lane_rollouts(env, policy, keys, params, arrivals, lane_args, params_batched)
 
-    in_axes = (0, 0 if params_batched else None, 0, None if lane_args is None else 0)
-    return jax.vmap(one, in_axes=in_axes)(keys, params, arrivals, lane_args)
+        def one(key, params, arrivals, lane_arg):
+            act = policy if lane_args is None else policy(lane_arg)
+            return counter_rollout(env, act, key, params, arrivals)
+
+        in_axes = (0, 0 if params_batched else None, 0, None if lane_args is None else 0)
+        return jax.vmap(one, in_axes=in_axes)(keys, params, arrivals, lane_args)
+
+    args = (keys, params, arrivals, lane_args)
+    if not shard:
+        return local(*args)
+    return shard_lanes(local, args, batched=(True, params_batched, True, lane_args is not None))

@@ -1,0 +1,50 @@
+"""Host (XLA CPU) settings that must be made before JAX initialises its backends.
+
+Kept out of `jaxserve.sim`, whose import already starts JAX. See `jaxserve.sim.devices`
+for why the simulator wants one CPU device per core.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from jaxserve.errors import InputError
+
+ENV_VAR = "JAXSERVE_CPU_DEVICES"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the host's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_cpu_devices(count: int | None = None) -> int | None:
+    """Ask XLA for `count` CPU devices (default: `$JAXSERVE_CPU_DEVICES`, else one per core).
+
+    Must run before JAX initialises its backends; afterwards (or when `XLA_FLAGS` already
+    fixes the count) it changes nothing. Returns the count set, or None if none was set.
+    """
+    from jax._src import xla_bridge
+
+    if count is None:
+        text = os.environ.get(ENV_VAR, "").strip()
+        if text:
+            if not text.isdigit() or int(text) < 1:
+                raise InputError(f"{ENV_VAR} = {text!r}: expected a whole number >= 1")
+            count = int(text)
+        else:
+            count = usable_cores()
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return None
+    if xla_bridge.backends_are_initialized():
+        return None
+    jax.config.update("jax_num_cpu_devices", count)
+    return count
+
+
+__all__ = ["ENV_VAR", "configure_cpu_devices", "usable_cores"]
