@@ -1,0 +1,25 @@
+"""`jaxserve bench --sections sim --quick` runs end to end (numbers reported, never asserted)."""
+
+from __future__ import annotations
+
+import jax
+
+from jaxserve.bench import run_bench
+
+
+def test_sim_bench_reports_every_section_and_its_devices():
+    result = run_bench(quick=True, sections=("sim",))
+    assert result["machine"]["devices"] == [str(d) for d in jax.devices()]
+    expected = {"simulator": len(jax.devices()), "simulator_one_device": 1, "simulator_full": 0}
+    for section, devices in expected.items():
+        run = result[section]
+        assert run["num_envs"] == 64 and run["steps_per_env"] == 32
+        assert set(run["policies"]) == {"static:2", "greedy"}
+        for name, timing in run["policies"].items():
+            assert timing["decisions_per_s"] > 0 and timing["wall_s"] > 0
+            ratio = timing["decisions_per_s"] / result["reference"]["decisions_per_s"]
+            assert abs(run["speedup_vs_reference"][name] - ratio) < 1e-9
+        if devices:
+            assert run["lane_devices"] == devices
+    assert result["simulator"]["env"] == "CounterEnv"
+    assert result["simulator_full"]["env"] == "ServingEnv"
