@@ -28,6 +28,7 @@ from jaxserve.sim.rollout import counter_rollout
 from jaxserve.sim.scenarios import get_scenario
 from jaxserve.sim.types import LATE, ON_TIME, Arrivals, SimConfig
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
+from jaxserve.testing.lanes import mixed_lanes
 from jaxserve.testing.toy import (
     absolute_times_s,
     arrivals_from_gaps,
@@ -190,26 +191,11 @@ def test_lane_rollout_matches_per_decision_rollout(name):
 
 def test_lane_rollouts_equal_vmapped_lane_rollout():
     """The batched loop (per-lane params and policy choice) = vmap of the per-lane one."""
-    from jaxserve.sim.sweep import make_switch_policy
-
     scenario = get_scenario("opt-a100x4")
     env = CounterEnv(dataclasses.replace(scenario.sim_config(), emit_records=False))
-    base = scenario.sim_params()
-    switch = make_switch_policy(
-        [make_policy(n, env, scenario) for n in ("static:1", "greedy", "random")]
-    )
-    wparams, generate = make_workload(WorkloadSpec(kind="poisson"), scenario.num_tasks, 200)
-    num_lanes = 9
-    index = jnp.arange(num_lanes) % 3
-    rates = jnp.linspace(50.0, 800.0, num_lanes)
-    scales = jnp.linspace(0.5, 1.5, num_lanes)
-    key_workload, key_run = jax.random.split(jax.random.key(8))
-    arrivals = jax.vmap(lambda k, r: generate(k, wparams.replace(rate=r)))(
-        jax.random.split(key_workload, num_lanes), rates
-    )
-    keys = jax.random.split(key_run, num_lanes)
-    params = jax.vmap(lambda s: base.replace(deadline_s=base.deadline_s * s))(scales)
-    factory = lambda i: lambda *a: switch(i, *a)
+    lanes = mixed_lanes(env, scenario, num_lanes=9, num_arrivals=200, seed=8)
+    factory, keys, params = lanes["factory"], lanes["keys"], lanes["params"]
+    arrivals, index = lanes["arrivals"], lanes["index"]
 
     batched = sim_jit(
         lambda k, p, a, i: lane_rollouts(env, factory, k, p, a, lane_args=i, params_batched=True)

@@ -19,16 +19,14 @@ import pytest
 
 from jaxserve.errors import InputError
 from jaxserve.host import ENV_VAR, configure_cpu_devices
-from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import CounterEnv
 from jaxserve.sim.devices import shard_lanes
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.rollout import counter_rollouts
 from jaxserve.sim.scenarios import get_scenario
-from jaxserve.sim.sweep import make_switch_policy
-from jaxserve.sim.workloads import WorkloadSpec, make_workload
 from jaxserve.testing import TEST_CPU_DEVICES
+from jaxserve.testing.lanes import mixed_lanes
 
 
 def test_the_suite_runs_on_several_cpu_devices():
@@ -39,22 +37,10 @@ def test_the_suite_runs_on_several_cpu_devices():
 def test_sharded_rollouts_equal_unsharded(env_class):
     scenario = get_scenario("opt-a100x4")
     env = env_class(dataclasses.replace(scenario.sim_config(), emit_records=False))
-    base = scenario.sim_params()
-    switch = make_switch_policy(
-        [make_policy(n, env, scenario) for n in ("static:1", "greedy", "random")]
-    )
-    wparams, generate = make_workload(WorkloadSpec(kind="poisson"), scenario.num_tasks, 150)
     num_lanes = 9  # not a multiple of the device count: one padding lane
-    index = jnp.arange(num_lanes) % 3
-    rates = jnp.linspace(50.0, 800.0, num_lanes)
-    scales = jnp.linspace(0.5, 1.5, num_lanes)
-    key_workload, key_run = jax.random.split(jax.random.key(5))
-    arrivals = jax.vmap(lambda k, r: generate(k, wparams.replace(rate=r)))(
-        jax.random.split(key_workload, num_lanes), rates
-    )
-    keys = jax.random.split(key_run, num_lanes)
-    params = jax.vmap(lambda s: base.replace(deadline_s=base.deadline_s * s))(scales)
-    factory = lambda i: lambda *a: switch(i, *a)
+    lanes = mixed_lanes(env, scenario, num_lanes, num_arrivals=150, seed=5)
+    factory, keys, params = lanes["factory"], lanes["keys"], lanes["params"]
+    arrivals, index = lanes["arrivals"], lanes["index"]
 
     def run(keys, shard):
         return sim_jit(
