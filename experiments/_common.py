@@ -18,17 +18,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxserve import checkpoint
-from jaxserve.io_utils import save_figure_atomic, write_json_atomic
-from jaxserve.policies.baselines import make_policy
-from jaxserve.rl.config import DQNConfig, config_to_json, hparams_with
-from jaxserve.rl.policy import load_learned_policy
-from jaxserve.sim.env import ServingEnv
-from jaxserve.sim.metrics import absolute_arrival_times, request_metrics
-from jaxserve.sim.rollout import ledger_rollout
-from jaxserve.sim.scenarios import Scenario
-from jaxserve.sim.sweep import fluid_curve, make_switch_policy, run_sweep
-from jaxserve.sim.workloads import WorkloadSpec, make_workload
+from jaxserve.host import configure_cpu_devices
+
+# Run directly (`python experiments/NN_name.py`), a script gets what the CLI gives
+# `jaxserve reproduce`: one XLA CPU device per core, set before anything starts JAX.
+configure_cpu_devices()
+
+from jaxserve import checkpoint  # noqa: E402
+from jaxserve.io_utils import save_figure_atomic, write_json_atomic  # noqa: E402
+from jaxserve.policies.baselines import make_policy  # noqa: E402
+from jaxserve.rl.config import DQNConfig, config_to_json, hparams_with  # noqa: E402
+from jaxserve.rl.policy import load_learned_policy  # noqa: E402
+from jaxserve.sim.env import ServingEnv  # noqa: E402
+from jaxserve.sim.metrics import absolute_arrival_times, request_metrics  # noqa: E402
+from jaxserve.sim.rollout import ledger_rollout  # noqa: E402
+from jaxserve.sim.scenarios import Scenario  # noqa: E402
+from jaxserve.sim.sweep import fluid_curve, make_switch_policy, run_sweep  # noqa: E402
+from jaxserve.sim.workloads import WorkloadSpec, make_workload  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
