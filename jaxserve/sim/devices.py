@@ -1,16 +1,17 @@
 """Simulator lanes split over every local device, one CPU device per core.
 
 A batch of vmapped simulator lanes is embarrassingly parallel: no lane ever reads another.
-`shard_lanes` splits the lane axis over a 1-D mesh of the default backend's devices with
-`jax.shard_map`, so each device runs its share as its own vmapped program (its own event
-loop, too: a device's lanes never wait for another device's busiest lane). On GPUs and TPUs
-that is the usual data parallelism. On a CPU host XLA exposes one device unless asked, and
-runs each op of that device's program split over the cores, joining them after every op; a
-simulator step is ~55 small ops, so the joins dominate. `jaxserve.host.configure_cpu_devices`
-(called by the CLI before JAX starts) exposes one XLA CPU device per usable core instead, and the
-lanes run on the cores side by side: 1.4x (static) to 1.75x (greedy) more decisions/s for
-4096 lanes on a 2-core host (docs/performance.md). Results are identical to the unsharded
-run: sharding changes where lanes run, not what they compute.
+`shard_lanes` splits the lane axis over a 1-D mesh of this process's devices (default
+backend) with `jax.shard_map`, so each device runs its share as its own vmapped program,
+with its own event loop: a device's lanes never wait for another device's busiest lane. On
+GPUs and TPUs that is the usual data parallelism. On a CPU host XLA exposes one device
+unless asked, and splits each op of that device's program over the cores, joining them
+after every op; a simulator micro-step is ~55 small ops, so the joins cost about as much as
+the work. `jaxserve.host.configure_cpu_devices` (called by the CLI before JAX starts)
+exposes one XLA CPU device per usable core instead, and the cores run lanes side by side:
+1.45x (static) to 1.5x (greedy) more decisions/s for 4096 lanes on a 2-core host
+(docs/performance.md). Results are bit-identical to the unsharded run: sharding changes
+where lanes run, not what they compute.
 
 `JAXSERVE_CPU_DEVICES=N` sets the CPU device count (1 turns lane sharding off on a CPU host).
 """
@@ -27,8 +28,9 @@ LANE_AXIS = "lanes"
 
 
 def lane_devices() -> list:
-    """The devices `shard_lanes` splits lanes over: every device of the default backend."""
-    return jax.devices()
+    """The devices `shard_lanes` splits lanes over: this process's devices of the default
+    backend (in a multi-host run each process simulates its own lanes)."""
+    return jax.local_devices()
 
 
 def shard_lanes(fn, args: tuple, batched: tuple):

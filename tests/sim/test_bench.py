@@ -5,12 +5,13 @@ from __future__ import annotations
 import jax
 
 from jaxserve.bench import run_bench
+from jaxserve.testing import TEST_CPU_DEVICES
 
 
 def test_sim_bench_reports_every_section_and_its_devices():
     result = run_bench(quick=True, sections=("sim",))
     assert result["machine"]["devices"] == [str(d) for d in jax.devices()]
-    expected = {"simulator": len(jax.devices()), "simulator_one_device": 1, "simulator_full": 0}
+    expected = {"simulator": TEST_CPU_DEVICES, "simulator_one_device": 1, "simulator_full": 0}
     for section, devices in expected.items():
         run = result[section]
         assert run["num_envs"] == 64 and run["steps_per_env"] == 32
