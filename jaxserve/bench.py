@@ -123,29 +123,75 @@ def machine() -> dict:
 
 
 def run_bench(
-    quick: bool = False, num_envs: int = 4096, num_steps: int = 256, sections=("sim",)
+    quick: bool = False,
+    num_envs: int = 4096,
+    num_steps: int = 256,
+    sections=("sim",),
+    progress: bool = False,
 ) -> dict:
-    """The requested benchmark sections (`sim`, `opt`), measured in one run."""
+    """The requested benchmark sections (`sim`, `opt`, `learner`), measured in one run.
+
+    `progress`: a bar on stderr over the parts (reference, each simulator run, opt,
+    learner) with the part being measured, the elapsed time and an ETA.
+    """
+    from tqdm import tqdm
+
     if quick:
         num_envs, num_steps = 64, 32
     result = {"machine": machine()}
+    parts = []
     if "sim" in sections:
-        result.update(_bench_sim_section(num_envs, num_steps, quick))
+        parts += _sim_parts(num_envs, num_steps, quick)
     if "opt" in sections:
-        from jaxserve.models.opt.bench import bench_opt
-
-        result["opt"] = bench_opt(quick)
+        parts.append(("opt", lambda done: _bench_opt(quick)))
     if "learner" in sections:
-        from jaxserve.rl.bench import bench_learner
-
-        result["learner"] = bench_learner(quick)
+        parts.append(("learner", lambda done: _bench_learner(quick)))
+    bar = tqdm(parts, desc="bench", unit="part", disable=not progress)
+    for name, measure in bar:
+        bar.set_postfix_str(name)
+        result[name] = measure(result)
     return result
 
 
-def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
+def _bench_opt(quick: bool) -> dict:
+    from jaxserve.models.opt.bench import bench_opt
+
+    return bench_opt(quick)
+
+
+def _bench_learner(quick: bool) -> dict:
+    from jaxserve.rl.bench import bench_learner
+
+    return bench_learner(quick)
+
+
+def _sim_parts(num_envs: int, num_steps: int, quick: bool) -> list:
+    """(name, measure(results so far) -> dict) for the reference and each simulator run."""
     scenario, rate = "opt-a100x4", 200.0
-    ref = bench_reference(scenario, 20_000 if not quick else 500, rate)
-    out = {"reference": {"scenario": scenario, "rate": rate, **ref}}
+
+    def reference(done):
+        ref = bench_reference(scenario, 20_000 if not quick else 500, rate)
+        return {"scenario": scenario, "rate": rate, **ref}
+
+    def simulator(kind, envs, shard):
+        def measure(done):
+            sim = bench_simulator(scenario, envs, num_steps, rate, env_kind=kind, shard=shard)
+            ref_per_s = done["reference"]["decisions_per_s"]
+            return {
+                "env": type(_env_of(kind, get_scenario(scenario))).__name__,
+                "lane_devices": len(lane_devices()) if shard else 1,
+                "scenario": scenario,
+                "rate": rate,
+                "num_envs": envs,
+                "steps_per_env": num_steps,
+                "policies": sim,
+                "speedup_vs_reference": {
+                    name: v["decisions_per_s"] / ref_per_s for name, v in sim.items()
+                },
+            }
+
+        return measure
+
     # (section, simulator, lanes, sharded over every device)
     runs = [
         ("simulator", "counter", num_envs, True),
@@ -154,21 +200,9 @@ def _bench_sim_section(num_envs: int, num_steps: int, quick: bool) -> dict:
     ]
     if not quick:  # per-op overheads amortise over more lanes: show how throughput scales
         runs.append(("simulator_x4_envs", "counter", 4 * num_envs, True))
-    for key, kind, envs, shard in runs:
-        sim = bench_simulator(scenario, envs, num_steps, rate, env_kind=kind, shard=shard)
-        out[key] = {
-            "env": type(_env_of(kind, get_scenario(scenario))).__name__,
-            "lane_devices": len(lane_devices()) if shard else 1,
-            "scenario": scenario,
-            "rate": rate,
-            "num_envs": envs,
-            "steps_per_env": num_steps,
-            "policies": sim,
-            "speedup_vs_reference": {
-                name: v["decisions_per_s"] / ref["decisions_per_s"] for name, v in sim.items()
-            },
-        }
-    return out
+    return [("reference", reference)] + [
+        (name, simulator(kind, envs, shard)) for name, kind, envs, shard in runs
+    ]
 
 
 def _env_of(kind: str, scenario):
@@ -189,7 +223,7 @@ def run_bench_cli(args) -> int:
             f"--sections {args.sections!r}: unknown {sorted(unknown)}; expected "
             "sim, opt, learner or all"
         )
-    result = run_bench(args.quick, args.envs, args.steps, sections)
+    result = run_bench(args.quick, args.envs, args.steps, sections, progress=True)
     text = json.dumps(result, indent=1)
     if args.out:
         from jaxserve.io_utils import write_text_atomic
