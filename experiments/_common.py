@@ -18,11 +18,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxserve.errors import InputError
 from jaxserve.host import configure_cpu_devices
 
 # Run directly (`python experiments/NN_name.py`), a script gets what the CLI gives
 # `jaxserve reproduce`: one XLA CPU device per core, set before anything starts JAX.
-configure_cpu_devices()
+try:
+    configure_cpu_devices()
+except InputError as err:  # a bad JAXSERVE_CPU_DEVICES: one line, as the CLI prints it
+    raise SystemExit(f"jaxserve: error: {err}") from None
 
 from jaxserve import checkpoint  # noqa: E402
 from jaxserve.io_utils import save_figure_atomic, write_json_atomic  # noqa: E402

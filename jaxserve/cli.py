@@ -324,7 +324,8 @@ _COMMANDS = {
 }
 
 # `serve` and `profile` place model replicas on devices and time them: they keep XLA's
-# default of one CPU device (and choose their own threads, `--cpu-threads`). Every other
+# default (one CPU device unless XLA_FLAGS or JAX_NUM_CPU_DEVICES say otherwise) and choose
+# their own threads (`--cpu-threads`). Every other
 # command gets one CPU device per core, over which simulator lanes are sharded
 # (jaxserve/sim/devices.py).
 _OWN_DEVICES = ("serve", "profile")

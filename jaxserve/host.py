@@ -26,21 +26,25 @@ def usable_cores() -> int:
 def configure_cpu_devices(count: int | None = None) -> int | None:
     """Ask XLA for `count` CPU devices (default: `$JAXSERVE_CPU_DEVICES`, else one per core).
 
-    Must run before JAX initialises its backends; afterwards (or when `XLA_FLAGS` already
-    fixes the count) it changes nothing. Returns the count set, or None if none was set.
+    Must run before JAX initialises its backends; afterwards, or when `XLA_FLAGS`
+    (`--xla_force_host_platform_device_count`) or `JAX_NUM_CPU_DEVICES` already fix the
+    count, it changes nothing (silently: a second call after JAX started is normal, e.g. an
+    experiment script imported by `jaxserve reproduce`). Returns the count set, or None.
     """
     from jax._src import xla_bridge
 
     if count is None:
         text = os.environ.get(ENV_VAR, "").strip()
         if text:
-            if not text.isdigit() or int(text) < 1:
+            if not (text.isascii() and text.isdecimal()) or int(text) < 1:
                 raise InputError(f"{ENV_VAR} = {text!r}: expected a whole number >= 1")
             count = int(text)
         else:
             count = usable_cores()
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return None
+        return None  # the user's XLA_FLAGS fix the count
+    if os.environ.get("JAX_NUM_CPU_DEVICES"):
+        return None  # so does JAX's own variable
     if xla_bridge.backends_are_initialized():
         return None
     jax.config.update("jax_num_cpu_devices", count)

@@ -120,3 +120,21 @@ def test_console_script_reports_errors_without_traceback():
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, configures",
+    [
+        (["simulate", "--scenario", "no-such"], True),
+        (["serve", "--scenario", "no-such"], False),
+        (["profile", "--model", "no-such"], False),
+    ],
+)
+def test_cpu_devices_are_set_for_every_command_but_serve_and_profile(monkeypatch, argv, configures):
+    """serve/profile place replicas on devices themselves and keep XLA's one CPU device."""
+    import jaxserve.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "configure_cpu_devices", lambda: calls.append(argv[0]))
+    assert main(argv) == 2  # each fails on its bad argument, after the device decision
+    assert calls == ([argv[0]] if configures else [])

@@ -38,12 +38,15 @@ def shard_lanes(fn, args: tuple, batched: tuple):
 
     `fn` must treat lanes independently and return a pytree with a leading lane axis (a
     vmapped rollout, say); unbatched args are replicated. The lanes are padded to a
-    multiple of the device count (copies of lane 0, fresh keys), whose results are
-    dropped. With
-    one device this is `fn(*args)`.
+    multiple of the device count (copies of lane 0; all-zero key data for key arrays),
+    whose results are dropped. With one device, or inside a program that is already
+    sharded, this is `fn(*args)`. Call it under `jit` (as the `sim_jit` callers do), so
+    that arrays committed to one device can move to the others.
     """
     devices = lane_devices()
-    if len(devices) == 1:
+    if len(devices) == 1 or not jax.sharding.get_abstract_mesh().empty:
+        # Already inside a sharded program (shard_map, a `jax.set_mesh` context): the
+        # caller owns the devices, so the lanes stay where they are.
         return fn(*args)
     lanes = [a for a, b in zip(args, batched, strict=True) if b]
     num = jax.tree.leaves(lanes)[0].shape[0]
