@@ -88,11 +88,11 @@ def save_checkpoint(directory: str | Path, step: int, trees: dict, metadata: dic
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     described = {}
-    checkpointer = ocp.PyTreeCheckpointer()
-    for tree_name, tree in trees.items():
-        leaves, kinds = to_host_leaves(tree)
-        checkpointer.save(tmp / tree_name, {f"{i:06d}": x for i, x in enumerate(leaves)})
-        described[tree_name] = _describe(leaves, kinds)
+    with ocp.PyTreeCheckpointer() as checkpointer:  # closed: no background work left over
+        for tree_name, tree in trees.items():
+            leaves, kinds = to_host_leaves(tree)
+            checkpointer.save(tmp / tree_name, {f"{i:06d}": x for i, x in enumerate(leaves)})
+            described[tree_name] = _describe(leaves, kinds)
     final = directory / name
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -166,9 +166,9 @@ def restore_tree(directory: str | Path, tree_name: str, template):
                 f"{np.dtype(dtype).name}"
             )
     try:
-        restored = ocp.PyTreeCheckpointer().restore(
-            Path(directory).absolute() / meta["path"] / tree_name
-        )
+        # Closed even when the restore fails, so orbax leaves no callbacks behind.
+        with ocp.PyTreeCheckpointer() as checkpointer:
+            restored = checkpointer.restore(Path(directory).absolute() / meta["path"] / tree_name)
         leaves = [np.asarray(restored[f"{i:06d}"]) for i in range(len(expected))]
     except Exception as err:  # orbax/tensorstore raise many kinds on damaged files
         raise InputError(
