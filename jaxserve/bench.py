@@ -14,6 +14,7 @@ import time
 import jax
 import numpy as np
 
+from jaxserve.keys import is_key_array
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import make_env
@@ -30,7 +31,8 @@ def _timed(fn, *args, repeats: int = 2) -> float:
     Every call gets the same inputs (the same work); key arguments are cloned per call,
     since reusing them is on purpose here.
     """
-    fresh = lambda: jax.tree.map(_clone_key, args)
+    clone = lambda x: jax.random.clone(x) if is_key_array(x) else x
+    fresh = lambda: jax.tree.map(clone, args)
     jax.block_until_ready(fn(*fresh()))
     best = np.inf
     for _ in range(repeats):
@@ -39,11 +41,6 @@ def _timed(fn, *args, repeats: int = 2) -> float:
         jax.block_until_ready(fn(*call_args))
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def _clone_key(x):
-    is_key = isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-    return jax.random.clone(x) if is_key else x
 
 
 def bench_simulator(

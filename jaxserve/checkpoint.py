@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxserve.errors import InputError
 from jaxserve.io_utils import write_json_atomic
+from jaxserve.keys import is_key_array
 
 FORMAT = "jaxserve-checkpoint/1"
 META_FILE = "checkpoint.json"
@@ -40,15 +41,11 @@ def _quiet_orbax() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
-def _is_key(x) -> bool:
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
 def to_host_leaves(tree) -> tuple[list[np.ndarray], list[str]]:
     """Leaves as numpy arrays (keys as key data) and their kinds ("array" | "prng_key")."""
     leaves, kinds = [], []
     for leaf in jax.tree.leaves(tree):
-        if _is_key(leaf):
+        if is_key_array(leaf):
             leaves.append(np.asarray(jax.random.key_data(leaf)))
             kinds.append(_KEY_MARK)
         else:
@@ -191,7 +188,7 @@ def _template_leaves(template):
     leaves, treedef = jax.tree.flatten(template)
     out = []
     for leaf in leaves:
-        if _is_key(leaf):
+        if is_key_array(leaf):
             data = jax.eval_shape(jax.random.key_data, leaf)
             out.append((data.shape, data.dtype))
         else:

@@ -325,9 +325,8 @@ _COMMANDS = {
 
 # `serve` and `profile` place model replicas on devices and time them: they keep XLA's
 # default (one CPU device unless XLA_FLAGS or JAX_NUM_CPU_DEVICES say otherwise) and choose
-# their own threads (`--cpu-threads`). Every other
-# command gets one CPU device per core, over which simulator lanes are sharded
-# (jaxserve/sim/devices.py).
+# their own threads (`--cpu-threads`). Every other command gets one CPU device per core,
+# over which simulator lanes are sharded (jaxserve/sim/devices.py).
 _OWN_DEVICES = ("serve", "profile")
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from jaxserve.keys import is_key_array
+
 LANE_AXIS = "lanes"
 
 
@@ -67,7 +69,7 @@ def shard_lanes(fn, args: tuple, batched: tuple):
 def _filler(x: jax.Array, pad: int) -> jax.Array:
     """`pad` padding lanes for `x`: copies of lane 0, or all-zero keys for a key array
     (a copied key would be a reused key to JAX's key-reuse checker)."""
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    if is_key_array(x):
         data = jax.random.key_data(x)
         zeros = jnp.zeros((pad, *data.shape[1:]), data.dtype)
         return jax.random.wrap_key_data(zeros, impl=jax.random.key_impl(x))
