@@ -75,7 +75,7 @@ def main(config: dict) -> dict:
         "",
         f"![sweep](figures/sweep_{scenario.name}.png)",
         "",
-        "On-time capacities (SPEC §4 μ_k): "
+        "On-time capacities (docs/spec.md §4 μ_k): "
         + ", ".join(f"{m} {c:,.0f} req/s" for m, c in zip(scenario.model_names, cap, strict=True))
         + ".",
         "",

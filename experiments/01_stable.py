@@ -3,7 +3,7 @@
 Shipped hard router (checkpoints/opt-a100x4-hard) vs every static model, greedy and lp on
 opt-a100x4 (hard 60 ms deadlines), one vmapped sweep over a geometric rate grid from 1/30 to
 30x the OPT-6.7B pair's on-time capacity, with the fluid LP bound. Also the max sustainable
-rate (availability >= 0.99, SPEC §4) per policy.
+rate (availability >= 0.99, docs/spec.md §4) per policy.
 
     .venv/bin/python experiments/01_stable.py [--quick]
 """

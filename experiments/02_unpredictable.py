@@ -3,7 +3,7 @@
 The shipped hard router vs every static model, greedy and lp on opt-a100x4:
 * synthetic 'unpredictable' workload (segments of mean 30 s, rates log-uniform from 1/30 to
   3x the OPT-6.7B pair's capacity, 10 % spikes x3): windowed normalised performance (10 s
-  windows), time above 96 % / 98 % of peak and 'N x more often than static' (SPEC §4);
+  windows), time above 96 % / 98 % of peak and 'N x more often than static' (docs/spec.md §4);
 * the same generator scaled by rate_scale (load levels) — how the ratios depend on load;
 * max sustainable rate on the unpredictable workload: the highest rate_scale (geometric grid)
   at which availability >= 0.99, reported as the mean offered rate;

@@ -1,6 +1,6 @@
 """Experiment 3 — hardware cost: the learned router on 4 GPUs vs OPT-6.7B alone on 8 GPUs.
 
-Performance per GPU (SPEC §4: performance x offered rate / replicas, i.e. utility delivered
+Performance per GPU (docs/spec.md §4: performance x offered rate / replicas, i.e. utility delivered
 per second per GPU) of the shipped router on opt-a100x4 (OPT-125M + OPT-1.3B + 2 x OPT-6.7B,
 4 GPUs) and of OPT-6.7B alone on opt-a100x8-large (8 replicas), across Poisson rates and on
 the synthetic unpredictable workload of Exp 2. The paper reports about 3.9x.

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxserve.data import data_path
 from jaxserve.errors import InputError
 from jaxserve.host import configure_cpu_devices
 
@@ -47,8 +48,7 @@ FIG_DIR = DOCS / "figures"
 ROUTER_DIR = ROOT / "experiments" / ".routers"  # routers trained by experiments (not committed)
 HARD_ROUTER = ROOT / "checkpoints" / "opt-a100x4-hard"
 SOFT_ROUTER = ROOT / "checkpoints" / "opt-a100x4-soft"
-SHARED_DATA = ROOT.parent / "shared" / "data"
-TRACES = SHARED_DATA / "traces"
+TRACES = data_path("traces")  # the traces jaxserve ships (jaxserve/data/traces/README.md)
 PAPER_LEVELS = (96, 98)
 
 
@@ -127,7 +127,7 @@ def workload_runs(
     window_s: float = 10.0,
     keep_series: bool = True,
 ) -> dict:
-    """Every policy on the same arrivals (one vmapped call over policies); SPEC §4 metrics.
+    """Every policy on the same arrivals (one vmapped call over policies); docs/spec.md §4 metrics.
 
     Same keys as `runner.simulate(seed=...)`, so a single run there reproduces a row here.
     """

@@ -1,4 +1,4 @@
-"""`jaxserve bench`: throughput numbers (SPEC §9) measured in one run, printed as JSON.
+"""`jaxserve bench`: throughput numbers (docs/spec.md §9) measured in one run, printed as JSON.
 
 Timings live here and in experiments/, never in pass/fail tests.
 """

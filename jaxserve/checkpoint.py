@@ -13,7 +13,7 @@ A step folder is written under a temporary name and renamed into place, then
 checkpoint.json is replaced atomically, then older step folders are removed; a crash at
 any point leaves the previous checkpoint readable. PRNG keys are stored as key data
 (uint32) and re-wrapped on restore. Trees are saved as flat lists of leaves and rebuilt
-with the caller's template, so every shape and dtype is checked (SPEC §8: a checkpoint for
+with the caller's template, so every shape and dtype is checked (docs/spec.md §8: a checkpoint for
 another model, or a corrupted one, is an InputError, never a traceback).
 """
 

@@ -1,4 +1,7 @@
-"""`jaxserve` command line (SPEC §7). Bad input: one line on stderr, exit status 2 (SPEC §8)."""
+"""`jaxserve` command line (docs/spec.md §7).
+
+Bad input: one line on stderr, exit status 2 (docs/spec.md §8).
+"""
 
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
         "--workload",
         default=None,
         help="KIND[:field=value,...], e.g. poisson, gamma:cv=4, unpredictable, "
+        "trace:name=azure_llm_2023_code (a shipped trace) or "
         "trace:trace_path=FILE,trace_format=maf2019 (default: the scenario's)",
     )
     p.add_argument("--rate", type=_rate, default=None, help="arrival rate, arrivals/s")
@@ -64,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxserve", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("simulate", help="one evaluation run; prints the SPEC §4 metrics")
+    p = sub.add_parser("simulate", help="one evaluation run; prints the docs/spec.md §4 metrics")
     _add_common(p)
     _add_workload(p)
     p.add_argument(
@@ -157,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     add_evaluate_arguments(p)
 
-    p = sub.add_parser("bench", help="throughput numbers (SPEC §9) as JSON")
+    p = sub.add_parser("bench", help="throughput numbers (docs/spec.md §9) as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     p.add_argument("--envs", type=_positive_int, default=4096)
     p.add_argument("--steps", type=_positive_int, default=256)

@@ -1,4 +1,4 @@
-"""Errors raised for bad user input (SPEC §8)."""
+"""Errors raised for bad user input (docs/spec.md §8)."""
 
 
 class InputError(ValueError):

@@ -1,4 +1,7 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename (SPEC §8)."""
+"""Atomic file output: write to a temporary name in the same folder, then rename.
+
+No half-written file on failure (docs/spec.md §8).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared test setup: key-reuse checking on, and the `../shared/data` directory."""
+"""Shared test setup: key-reuse checking on, two CPU devices, the packaged data directory."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import pytest
 
+from jaxserve.data import data_path
 from jaxserve.host import ENV_VAR, configure_cpu_devices
 from jaxserve.testing import TEST_CPU_DEVICES
 
@@ -21,17 +22,9 @@ configure_cpu_devices(TEST_CPU_DEVICES)
 jax.devices()  # start JAX now, so nothing later in the session changes the count
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data_dir() -> Path:
-    """`../shared/data` beside the repository (traces, quality, latency), which must exist."""
-    if not SHARED_DATA_DIR.is_dir():
-        pytest.fail(
-            f"shared data directory not found at {SHARED_DATA_DIR}; the tests expect "
-            "the read-only `shared/` folder beside the repository root (see "
-            "../shared/README.md)",
-            pytrace=False,
-        )
-    return SHARED_DATA_DIR
+def data_dir() -> Path:
+    """The data the package ships (`jaxserve/data/`: traces, quality, latency)."""
+    return data_path(".")

@@ -1,4 +1,4 @@
-"""The command line: JSON contract, one-line errors for bad input (SPEC §8), no partial files."""
+"""The command line: JSON contract, one-line errors for bad input (spec §8), no partial files."""
 
 from __future__ import annotations
 
@@ -64,6 +64,8 @@ BAD_ARGS = [
     (["simulate", "--workload", "gamma:cv=-1"], "cv"),
     (["simulate", "--workload", "gamma:shape=2"], "shape"),
     (["simulate", "--workload", "trace:trace_path=/nonexistent.csv"], "nonexistent"),
+    (["simulate", "--workload", "trace:name=nope"], "trace_name"),
+    (["simulate", "--workload", "trace:name=azure_functions_2019_100,trace_tasks=maybe"], "maybe"),
     (["sweep", "--rates", "10,-5"], "--rates"),
     (["sweep", "--mixes", "0.5/0.5"], "--mixes"),
     (["sweep", "--deadline-scales", "0"], "--deadline-scales"),

@@ -1,4 +1,4 @@
-"""Non-learned routing policies (SPEC §7), pure functions usable inside jit/vmap.
+"""Non-learned routing policies (docs/spec.md §7), pure functions usable inside jit/vmap.
 
 Every policy has the signature `policy(key, obs, state, params) -> action` (int32 scalar).
 """

@@ -1,4 +1,4 @@
-"""The fluid upper bound (SPEC §4) and the routing table of the `lp` policy.
+"""The fluid upper bound (docs/spec.md §4) and the routing table of the `lp` policy.
 
 For arrival rate λ and task mix p, route a fraction x[t, k] of task-t requests to model k:
 
@@ -7,7 +7,7 @@ For arrival rate λ and task mix p, route a fraction x[t, k] of task-t requests 
 
 where μ_k is model k's on-time throughput (`Scenario.capacity_per_model`) and the
 unrouted fraction 1 - Σ_k x_tk earns -penalty (= -miss_penalty, 0 by default). The value
-is utility per arrived request, the unit of SPEC's "performance"; with penalty 0 it is the
+is utility per arrived request, the unit of docs/spec.md's "performance"; with penalty 0 it is the
 brief's Σ_t p_t Σ_k x_tk q_tk.
 """
 

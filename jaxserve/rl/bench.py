@@ -1,4 +1,6 @@
-"""Learner benchmarks (SPEC §9): training wall time, population throughput, decision latency.
+"""Learner benchmarks (docs/spec.md §9).
+
+Training wall time, population throughput, decision latency.
 
 Timings live here (`jaxserve bench --sections learner`), never in pass/fail tests.
 """

@@ -1,4 +1,4 @@
-"""`jaxserve train` and `jaxserve evaluate` (argument parsing and output; SPEC §7)."""
+"""`jaxserve train` and `jaxserve evaluate` (argument parsing and output; docs/spec.md §7)."""
 
 from __future__ import annotations
 

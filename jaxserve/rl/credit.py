@@ -1,4 +1,4 @@
-"""Decision credit (SPEC §3.7): each request's utility goes to the decision that routed it.
+"""Decision credit (docs/spec.md §3.7): each request's utility goes to the decision that routed it.
 
 A request resolves some steps after its decision (when its batch completes, or when it is
 dropped), so transitions cannot be formed at decision time. Each environment keeps a

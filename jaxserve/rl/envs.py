@@ -3,7 +3,7 @@
 The learner needs, per environment: `reset(key) -> (obs, env_state)` (a new episode),
 `step(key, env_state, action) -> (next_obs, env_state, reward, done, credits)` where
 `credits = (mask, decision, utility)`, each (M,), lists the requests resolved during the
-step (SPEC §3.7), `episode_metrics(env_state) -> dict` and `evaluate(key, q_fn) -> dict`.
+step (docs/spec.md §3.7), `episode_metrics(env_state) -> dict` and `evaluate(key, q_fn) -> dict`.
 `ServingAdapter` wraps the simulator and the training workload; probes live in probes.py.
 """
 

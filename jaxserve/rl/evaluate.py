@@ -127,7 +127,7 @@ def unpredictable_comparison(
 def workload_comparison(
     path, scenario: Scenario, spec: WorkloadSpec, num_requests: int, seed: int
 ) -> dict:
-    """Every SPEC §4 metric per policy on one chosen workload."""
+    """Every docs/spec.md §4 metric per policy on one chosen workload."""
     names, policies = _policies(path, scenario)
     return {
         name: simulate(scenario, policy, spec, num_requests, seed, policy_name=name)

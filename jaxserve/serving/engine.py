@@ -1,7 +1,7 @@
 """Virtual-clock serving: the reference simulator's event loop, with real model runs as service.
 
 `VirtualEngine` is `jaxserve.sim.reference`'s discrete-event simulator (docs/simulator.md,
-SPEC §3) with one change: when a batch starts, the batch's real prompts run on the real
+docs/spec.md §3) with one change: when a batch starts, the batch's real prompts run on the real
 model and the measured wall time of that run becomes the batch's service time on the
 simulated clock. Queues, replicas, drops, the batch-size rule (which, as in the simulator,
 uses the nominal profile: a server cannot know the run time in advance) and outcomes are
@@ -125,7 +125,7 @@ def run_virtual(
         engine.rewards.append(0.0)
         request.action = router.decide(i, a_i, engine.models)
         engine.admit(request, request.action)
-        t_next = float(arrival_s[i + 1]) if i + 1 < n else INF  # INF: drain (SPEC §3.8)
+        t_next = float(arrival_s[i + 1]) if i + 1 < n else INF  # INF: drain (docs/spec.md §3.8)
         for model in engine.models:
             engine.advance(model, a_i, t_next)
     return requests

@@ -1,4 +1,7 @@
-"""Measure a Flax OPT model's batch-latency profile on this device (SPEC §6 cpu-demo, §7)."""
+"""Measure a Flax OPT model's batch-latency profile on this device.
+
+See docs/spec.md §6 (cpu-demo) and §7.
+"""
 
 from __future__ import annotations
 

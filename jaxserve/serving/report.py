@@ -1,4 +1,4 @@
-"""Serving results: SPEC §4 metrics of a served run, the simulator's prediction, and the
+"""Serving results: docs/spec.md §4 metrics of a served run, the simulator's prediction, and the
 fidelity report that puts them side by side (JSON + figure)."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def ledger_from_requests(requests, num_arrivals: int) -> dict:
 
 
 def conservation(ledger: dict, num_arrived: int) -> dict:
-    """arrived = on time + late + dropped + rejected + unfinished (SPEC §3.8)."""
+    """arrived = on time + late + dropped + rejected + unfinished (docs/spec.md §3.8)."""
     outcome = ledger["outcome"][:num_arrived]
     counts = {f"num_{n}": int(np.sum(outcome == k)) for k, n in enumerate(OUTCOME_NAMES)}
     counts["num_unfinished"] = int(np.sum(outcome < 0))
@@ -67,7 +67,7 @@ def conservation(ledger: dict, num_arrived: int) -> dict:
 def run_metrics(
     ledger: dict, arrival_s, tasks, quality, num_actions: int, window_s: float, resolved
 ) -> dict:
-    """SPEC §4 metrics over the resolved requests, plus availability per window."""
+    """docs/spec.md §4 metrics over the resolved requests, plus availability per window."""
     out = request_metrics(ledger, arrival_s, tasks, quality, num_actions, window_s, valid=resolved)
     outcome = np.asarray(ledger["outcome"])[resolved]
     n = max(len(outcome), 1)

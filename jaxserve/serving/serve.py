@@ -1,4 +1,7 @@
-"""`jaxserve serve`: replay a workload against real Flax OPT models (SPEC §7; docs/serving.md)."""
+"""`jaxserve serve`: replay a workload against real Flax OPT models.
+
+See docs/spec.md §7 and docs/serving.md.
+"""
 
 from __future__ import annotations
 
@@ -374,7 +377,7 @@ def _batch_summary(engine, scenario) -> dict:
 
 def _log_sigma(engine) -> float | None:
     """Std of log(service time / median of its model and batch size), over all batches:
-    the log-normal noise sigma (SPEC §3.3) that the measured service times show."""
+    the log-normal noise sigma (docs/spec.md §3.3) that the measured service times show."""
     groups: dict = {}
     for x in engine.batches:
         groups.setdefault((x.model, x.size), []).append(x.service_s)

@@ -1,4 +1,4 @@
-"""The serving environment: gymnax-style pure reset/step, jit- and vmap-able (SPEC §3).
+"""The serving environment: gymnax-style pure reset/step, jit- and vmap-able (docs/spec.md §3).
 
 Semantics are pinned down in docs/simulator.md; the plain-Python oracle is sim/reference.py.
 """
@@ -226,7 +226,7 @@ class ServingEnv(EventsMixin):
 
     # ------------------------------------------------------------ observation
     def observe(self, state: EnvState, params: SimParams) -> jax.Array:
-        """Observation for the current decision (SPEC §3.6; layout in docs/simulator.md)."""
+        """Observation for the current decision (docs/spec.md §3.6; layout in docs/simulator.md)."""
         cfg = self.config
         task = current_task(state)
         one_hot = jax.nn.one_hot(task, cfg.num_tasks, dtype=jnp.float32)

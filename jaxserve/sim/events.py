@@ -1,4 +1,4 @@
-"""Between two decisions: batch completions and starts, processed per model (SPEC §3.3-3.5).
+"""Between two decisions: batch completions and starts, processed per model (docs/spec.md §3.3-3.5).
 
 `EventsMixin` holds the event-loop half of `ServingEnv` (env.py holds admission, the
 observation and the step itself). Semantics: docs/simulator.md.
@@ -185,7 +185,7 @@ class EventsMixin:
         return state, records, reward + penalty * num_dropped
 
     def _batch_size(self, params: SimParams, t_s, num_keep, keep, pos, state: EnvState):
-        """Batch size under the `max` or `deadline` rule (SPEC §3.3), per model (K,).
+        """Batch size under the `max` or `deadline` rule (docs/spec.md §3.3), per model (K,).
 
         Deadline rule: request j (FIFO position p_j) tolerates batches up to m_j = #{b:
         t + latency[b] <= deadline_j}; it is in a batch of b iff p_j < b, so b is feasible
@@ -229,7 +229,7 @@ class EventsMixin:
         )
 
     def _utility(self, params: SimParams, quality, grace_s, lateness):
-        """Utility of completed requests (SPEC §3.5)."""
+        """Utility of completed requests (docs/spec.md §3.5)."""
         cfg = self.config
         if cfg.deadline_kind == "hard":
             return jnp.where(lateness <= 0, quality, -params.miss_penalty.astype(jnp.float32))

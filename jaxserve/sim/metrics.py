@@ -1,4 +1,7 @@
-"""SPEC §4 metrics: per-request (numpy, from a rollout ledger) and aggregate (jnp, counters)."""
+"""Metrics of docs/spec.md §4.
+
+Per-request (numpy, from a rollout ledger) and aggregate (jnp, counters).
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def request_metrics(
     window_s: float = DEFAULT_WINDOW_S,
     valid=None,
 ) -> dict:
-    """Every per-request SPEC §4 metric of one run, as plain Python numbers and lists.
+    """Every per-request docs/spec.md §4 metric of one run, as plain Python numbers and lists.
 
     Args:
       ledger: per-decision arrays from rollout.ledger_rollout (numpy).
@@ -116,7 +119,7 @@ def counter_metrics(counters: Counters) -> dict:
 
 
 def time_above_ratio(policy_fraction: float, baseline_fraction: float) -> float | None:
-    """'N× more often' (SPEC §4); None when the baseline is never above the level."""
+    """'N× more often' (docs/spec.md §4); None when the baseline is never above the level."""
     return policy_fraction / baseline_fraction if baseline_fraction > 0 else None
 
 
@@ -128,5 +131,5 @@ def max_sustainable_rate(rates, availability, level: float = 0.99) -> float | No
 
 
 def performance_per_gpu(performance: float, rate: float, num_replicas: int) -> float:
-    """Utility delivered per second per replica (SPEC §4 hardware-cost comparison)."""
+    """Utility delivered per second per replica (docs/spec.md §4 hardware-cost comparison)."""
     return performance * rate / num_replicas

@@ -1,4 +1,4 @@
-"""Plain-Python discrete-event reference simulator (SPEC §3.9): the oracle for the JAX one.
+"""Plain-Python discrete-event reference simulator (docs/spec.md §3.9): the oracle for the JAX one.
 
 Written for clarity, not speed: one `Request` object per arrival, one heap of completion
 events per model, float64 absolute times. It implements docs/simulator.md exactly; the
@@ -90,7 +90,7 @@ class _Model:
         self.completions: list[tuple[float, int]] = []  # heap of (free_s, replica)
 
     def idle_replica(self) -> int | None:
-        """Lowest-index idle replica (SPEC §3.3), or None."""
+        """Lowest-index idle replica (docs/spec.md §3.3), or None."""
         return next((r for r, batch in enumerate(self.batches) if batch is None), None)
 
 
@@ -112,7 +112,7 @@ class _Simulator:
         self.rewards[self.step] += utility
 
     def completion_utility(self, request: Request, completion_s: float) -> tuple[int, float]:
-        """Outcome class and utility of a request completing at `completion_s` (SPEC §3.5)."""
+        """Outcome class and utility of a request done at `completion_s` (docs/spec.md §3.5)."""
         p = self.params
         quality = p.quality[request.task, request.model]
         lateness = completion_s - request.deadline_s

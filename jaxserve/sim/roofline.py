@@ -11,7 +11,7 @@ attention scores and the LM head. A request is one *prompt-scoring* sequence of
 lm-eval log-likelihood scoring, one prefill pass), so a batch of b requests is one prefill
 step over b * tokens_per_request tokens. The three efficiency numbers are fitted by least
 squares (`calibrate`) to the measured Llama-2-7B linear-layer timings in
-`../shared/data/latency/`. See docs/latency-model.md.
+`jaxserve/data/latency/` (see its README for the source). See docs/latency-model.md.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import csv
 import dataclasses
 import functools
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize
 
+from jaxserve.data import data_path
 from jaxserve.errors import InputError
 
 BYTES_PER_PARAM = 2  # fp16 / bf16 weights and KV
@@ -122,19 +122,6 @@ class Calibration:
         return float(np.sqrt(np.mean(np.square(self.rel_error))))
 
 
-def shared_data_dir() -> Path:
-    """`$JAXSERVE_SHARED/data`, else `<repo>/../shared/data`; InputError if it is missing."""
-    env = os.environ.get("JAXSERVE_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
-    data = root / "data"
-    if not data.is_dir():
-        raise InputError(
-            f"shared data dir = '{data}': expected a directory with quality/ and latency/ "
-            "(set JAXSERVE_SHARED to the shared folder)"
-        )
-    return data
-
-
 def get_hardware(name: str) -> Hardware:
     """Hardware preset by name ('a100', 'h100', 'h200')."""
     if name not in HARDWARE:
@@ -192,7 +179,7 @@ def step_time_s(cost: StepCost, hardware: Hardware, eff: Efficiency) -> float:
 
 def read_latency_csv(column: str, path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(tokens, seconds) of one column of the measured Llama-2-7B timing CSV."""
-    path = path or shared_data_dir() / LATENCY_CSV
+    path = path or data_path(LATENCY_CSV)
     if not path.is_file():
         raise InputError(f"latency csv = '{path}': expected an existing CSV file")
     with path.open(newline="") as f:

@@ -1,4 +1,4 @@
-"""One evaluation run end to end: scenario + workload + policy -> SPEC §4 metrics."""
+"""One evaluation run end to end: scenario + workload + policy -> docs/spec.md §4 metrics."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from jaxserve.sim.scenarios import Scenario
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 RATE_KINDS = ("poisson", "gamma")
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
+FIELD_ALIASES = {"name": "trace_name"}  # `--workload trace:name=azure_llm_2023_code`
 
 
 def parse_workload(text: str | None, base: WorkloadSpec, rate: float | None = None):
@@ -39,7 +41,12 @@ def parse_workload(text: str | None, base: WorkloadSpec, rate: float | None = No
             key, sep, value = item.partition("=")
             if not sep:
                 raise InputError(f"--workload item {item!r}: expected field=value")
-            changes[key.strip()] = _coerce_field(key.strip(), value.strip())
+            key = FIELD_ALIASES.get(key.strip(), key.strip())
+            changes[key] = _coerce_field(key, value.strip())
+        if "trace_name" in changes:  # a shipped trace replaces the scenario's trace file
+            changes.setdefault("trace_path", None)
+        if "trace_path" in changes:
+            changes.setdefault("trace_name", None)
         spec = _replace_spec(base, changes)
     if rate is not None:
         spec = _replace_spec(spec, {"rate": rate})
@@ -63,7 +70,7 @@ def _coerce_field(key: str, value: str):
     hint = str(hints[key])
     try:
         if "bool" in hint:
-            return value.lower() in ("1", "true", "yes")
+            return _parse_bool(key, value)
         if hint.startswith("float") or hint == "<class 'float'>":
             return float(value)
         if "int" in hint and "tuple" not in hint:
@@ -75,6 +82,14 @@ def _coerce_field(key: str, value: str):
     except ValueError:
         raise InputError(f"--workload {key}={value!r}: expected a number") from None
     return value
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    """Only the usual spellings of true and false; anything else is bad input."""
+    text = value.lower()
+    if text not in TRUE_WORDS + FALSE_WORDS:
+        raise InputError(f"--workload {key}={value!r}: expected true or false")
+    return text in TRUE_WORDS
 
 
 def resolve_policy(name: str, env: ServingEnv, scenario: Scenario):
@@ -108,7 +123,7 @@ def simulate(
     window_s: float | None = None,
     policy_name: str = "",
 ) -> dict:
-    """Run one evaluation episode and return every SPEC §4 metric (JSON-ready)."""
+    """Run one evaluation episode and return every docs/spec.md §4 metric (JSON-ready)."""
     config = dataclasses.replace(scenario.sim_config(), emit_records=True)
     if workload.deadline_schedule is not None:  # deadline order is no longer FIFO order
         config = dataclasses.replace(config, fifo_deadlines=False)

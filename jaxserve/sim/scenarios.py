@@ -1,4 +1,4 @@
-"""Scenarios (SPEC §6): frozen model/task/latency/deadline configurations, presets and TOML.
+"""Scenarios (docs/spec.md §6): frozen model/task/latency/deadline configurations, presets and TOML.
 
 Field names in error messages follow the TOML schema of docs/scenarios.md:
 `models[k].latency_s[b]` is `Scenario.latency_s[k][b]`, `tasks[t].quality[k]` is
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxserve.data import data_path
 from jaxserve.errors import InputError
 from jaxserve.sim import roofline
 from jaxserve.sim.types import NEVER_S, SimConfig, SimParams, to_jnp_tuple
@@ -50,7 +51,7 @@ DEFAULT_WORKLOAD = WorkloadSpec(kind="poisson", rate=100.0)  # about half the 6.
 
 
 def _fail(field: str, value: Any, expected: str):
-    """Raise the one-line SPEC §8 error: field, value, expectation."""
+    """Raise the one-line docs/spec.md §8 error: field, value, expectation."""
     raise InputError(f"{field} = {value!r}: expected {expected}")
 
 
@@ -182,7 +183,10 @@ class Scenario:
         )
 
     def capacity_per_model(self) -> np.ndarray:
-        """μ_k = replicas·max{b / latency[k,b] : latency[k,b] ≤ min deadline} (SPEC §4), req/s."""
+        """μ_k = replicas·max{b / latency[k,b] : latency[k,b] ≤ min deadline}, req/s.
+
+        See docs/spec.md §4.
+        """
         min_deadline = min(self.deadline_s)
         mu = [
             r
@@ -308,8 +312,8 @@ def validate_scenario(s: Scenario):
 
 
 def read_quality_csv(path: Path | None = None) -> dict[str, dict[str, float]]:
-    """quality[task][model] from the shared lm-eval accuracy CSV."""
-    path = path or roofline.shared_data_dir() / QUALITY_CSV
+    """quality[task][model] from the shipped lm-eval accuracy CSV (jaxserve/data/quality/)."""
+    path = path or data_path(QUALITY_CSV)
     if not path.is_file():
         _fail("quality csv", str(path), "an existing CSV file")
     with path.open(newline="") as f:

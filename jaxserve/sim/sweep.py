@@ -53,10 +53,12 @@ def run_sweep(
     num_requests: int = 4000,
     seeds: int = 4,
     policies: list | None = None,
+    per_seed: bool = False,
 ) -> dict:
     """Evaluate every grid point (policy, rate, mix, deadline scale, seed) in one call.
 
-    Returns per-point aggregate metrics averaged over seeds, with the grid axes.
+    Returns per-point aggregate metrics averaged over seeds, with the grid axes; with
+    `per_seed` each metric keeps the seed axis, (P, R, M, D, S, ...).
     """
     env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
     if policies is None:
@@ -114,9 +116,9 @@ def run_sweep(
     metrics = jax.block_until_ready(sim_jit(run_all)(*args))
     wall_s = time.perf_counter() - start
     shape = (len(policies), len(rates), len(mixes), len(deadline_scales), seeds)
-    out = {
-        k: np.asarray(v).reshape(shape + np.shape(v)[1:]).mean(axis=4) for k, v in metrics.items()
-    }
+    out = {k: np.asarray(v).reshape(shape + np.shape(v)[1:]) for k, v in metrics.items()}
+    if not per_seed:
+        out = {k: v.mean(axis=4) for k, v in out.items()}
     return {
         "policies": list(policy_names),
         "rates": [float(r) for r in rates],

@@ -1,6 +1,6 @@
 """Request-arrival trace loaders (numpy, float64) and conversion to padded JAX gaps.
 
-Formats (see docs/workloads.md and ../shared/data/traces/README.md):
+Formats (see docs/workloads.md and jaxserve/data/traces/README.md):
 * ``maf2019``: Azure Functions 2019 per-function invocation counts per minute;
 * ``timestamps``: one row per request, first column a timestamp (Azure LLM inference 2023:
   ``TIMESTAMP,ContextTokens,GeneratedTokens``);

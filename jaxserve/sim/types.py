@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-# Outcome classes of a request (SPEC §3.5).
+# Outcome classes of a request (docs/spec.md §3.5).
 ON_TIME, LATE, DROPPED, REJECTED = 0, 1, 2, 3
 OUTCOME_NAMES = ("on_time", "late", "dropped", "rejected")
 # Sentinel for "no time": far in the future but finite, so arithmetic stays NaN-free.
@@ -28,13 +28,13 @@ class SimConfig:
     max_batch: tuple[int, ...]
     replicas: tuple[int, ...]
     queue_capacity: tuple[int, ...]
-    batching: str = "deadline"  # "max" | "deadline" (SPEC §3.3)
-    deadline_kind: str = "hard"  # "hard" | "soft" (SPEC §3.5)
+    batching: str = "deadline"  # "max" | "deadline" (docs/spec.md §3.3)
+    deadline_kind: str = "hard"  # "hard" | "soft" (docs/spec.md §3.5)
     decay: str = "linear"  # soft-deadline decay: "linear" | "exponential"
-    drop_expired: bool = True  # SPEC §3.4
+    drop_expired: bool = True  # docs/spec.md §3.4
     allow_reject: bool = False  # adds action index num_models = "reject"
-    obs_mode: str = "full"  # "full" | "paper" (SPEC §3.6)
-    emit_records: bool = True  # per-step resolved-request records (SPEC §3.7)
+    obs_mode: str = "full"  # "full" | "paper" (docs/spec.md §3.6)
+    emit_records: bool = True  # per-step resolved-request records (docs/spec.md §3.7)
     service_noise: bool = False  # draw log-normal service noise (params.noise_sigma) per batch
     # All tasks share one deadline, so FIFO order is deadline order and expired requests are
     # always a prefix of the queue: a cheaper drop and batch-size rule (same results).
@@ -115,7 +115,7 @@ class Arrivals:
 
 @struct.dataclass
 class Records:
-    """Requests resolved during one step (SPEC §3.7), fixed size and masked."""
+    """Requests resolved during one step (docs/spec.md §3.7), fixed size and masked."""
 
     mask: jax.Array  # (max_records,) bool
     decision: jax.Array  # (max_records,) int32 index of the decision that routed it
@@ -127,7 +127,7 @@ class Records:
 
 @struct.dataclass
 class Counters:
-    """Running totals over the episode (enough for the aggregate SPEC §4 metrics)."""
+    """Running totals over the episode (enough for the aggregate docs/spec.md §4 metrics)."""
 
     num_arrived: jax.Array  # ()
     num_outcome: jax.Array  # (4,) on time, late, dropped, rejected
@@ -139,7 +139,7 @@ class Counters:
 
 @struct.dataclass
 class EnvState:
-    """Full simulator state. Times are float32 seconds relative to `origin_s` (SPEC §3.8)."""
+    """Full simulator state; float32 seconds relative to `origin_s` (docs/spec.md §3.8)."""
 
     arrivals: Arrivals
     step: jax.Array  # () index of the current decision (= current arrival)

@@ -1,4 +1,4 @@
-"""Workload generators (SPEC §5): pure JAX functions of a key and vmappable params.
+"""Workload generators (docs/spec.md §5): pure JAX functions of a key and vmappable params.
 
 ``make_workload(spec, num_tasks, num_arrivals) -> (params, generate)``;
 ``generate(key, params) -> Arrivals`` jits and vmaps over keys and over params.
@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxserve.data import BUILTIN_TRACES, builtin_trace
 from jaxserve.errors import InputError
 from jaxserve.sim import traces
 from jaxserve.sim.types import Arrivals
@@ -48,6 +49,7 @@ class WorkloadSpec:
     task_mix: tuple[float, ...] | None = None  # stationary probabilities; None = uniform
     mix_schedule: tuple[tuple[float, tuple[float, ...]], ...] | None = None  # (duration_s, mix)
     trace_path: str | None = None
+    trace_name: str | None = None  # a shipped trace (jaxserve.data.BUILTIN_TRACES); sets format
     trace_format: str = "maf2019"  # "maf2019" | "timestamps" | "azure2021"
     time_compression: float = 1.0  # trace: divide every time by this
     functions: int | None = None  # maf2019: top-N functions by count; None = all
@@ -57,6 +59,8 @@ class WorkloadSpec:
     deadline_schedule: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self):
+        if isinstance(self.trace_name, str) and self.trace_name in BUILTIN_TRACES:
+            object.__setattr__(self, "trace_format", BUILTIN_TRACES[self.trace_name][1])
         validate_spec(self)
         _freeze_sequences(self)
 
@@ -169,8 +173,14 @@ def _check_trace_fields(spec: WorkloadSpec) -> None:
         _fail("functions", spec.functions, "None (all functions) or an integer >= 1")
     if not isinstance(spec.trace_seed, int) or isinstance(spec.trace_seed, bool):
         _fail("trace_seed", spec.trace_seed, "an integer")
-    if spec.kind == "trace" and not isinstance(spec.trace_path, (str, Path)):
-        _fail("trace_path", spec.trace_path, "the path of a trace file for kind 'trace'")
+    name = spec.trace_name
+    if name is not None and not (isinstance(name, str) and name in BUILTIN_TRACES):
+        _fail("trace_name", spec.trace_name, f"one of {sorted(BUILTIN_TRACES)}")
+    if spec.trace_name is not None and spec.trace_path is not None:
+        _fail("trace_path", spec.trace_path, "None when trace_name is set (give one of the two)")
+    has_path = isinstance(spec.trace_path, (str, Path))
+    if spec.kind == "trace" and not (has_path or spec.trace_name is not None):
+        _fail("trace_path", spec.trace_path, "the path of a trace file (or a trace_name)")
     if spec.trace_tasks and spec.trace_format == "timestamps":
         _fail("trace_tasks", True, "False for 'timestamps' traces (they have no function id)")
 
@@ -218,8 +228,9 @@ def _log_uniform_mean(low: float, high: float) -> float:
 
 def load_spec_trace(spec: WorkloadSpec) -> traces.Trace:
     """The trace of a ``kind='trace'`` spec, rescaled as the spec says (float64 numpy)."""
+    path = spec.trace_path if spec.trace_name is None else builtin_trace(spec.trace_name)[0]
     return traces.load_trace(
-        spec.trace_path,
+        path,
         spec.trace_format,
         spec.functions,
         spec.trace_seed,

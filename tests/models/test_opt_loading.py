@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import jax
 import numpy as np
@@ -157,3 +158,12 @@ def test_presets_cover_public_sizes():
     }
     for size, count in sizes.items():
         assert abs(get_preset(f"opt-{size}").num_params() / count - 1) < 0.05, size
+
+
+def test_bin_without_torch_names_the_extra(tmp_path, monkeypatch):
+    """torch is an extra: a .bin checkpoint without it is one line naming `jaxserve[torch]`."""
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    with pytest.raises(InputError, match=r"pip install 'jaxserve\[torch\]'") as info:
+        read_hf_state_dict(tmp_path)
+    assert "\n" not in str(info.value)

@@ -1,4 +1,4 @@
-"""Fluid LP upper bound (SPEC §4) on hand-computed cases, and the lp routing table."""
+"""Fluid LP upper bound (docs/spec.md §4) on hand-computed cases, and the lp routing table."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Training runs on the serving simulator: resume bit for bit, checkpoints, bad input (SPEC §8)."""
+"""Training runs on the simulator: resume bit for bit, checkpoints, bad input (spec §8)."""
 
 import json
 import shutil

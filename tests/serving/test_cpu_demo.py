@@ -23,7 +23,7 @@ def test_cpu_demo_is_built_in_with_measured_profiles():
     assert smallest < 0.005 and 0.02 < largest < 0.2  # spans milliseconds to tens of ms
 
 
-def test_quality_stand_ins_and_deadline_rule(shared_data_dir):
+def test_quality_stand_ins_and_deadline_rule():
     s = get_scenario("cpu-demo")
     assert s.quality == opt_quality(s.task_names, ("opt-125m", "opt-1.3b", "opt-6.7b"))
     # opt-a100x4's rule: 5 x the largest model's batch-of-1 latency, rounded up to 10 ms

@@ -1,4 +1,4 @@
-"""Task sets: the shipped sample, tokenisation, and bad rows (SPEC §8)."""
+"""Task sets: the shipped sample, tokenisation, and bad rows (docs/spec.md §8)."""
 
 from __future__ import annotations
 

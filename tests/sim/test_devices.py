@@ -127,6 +127,33 @@ def test_an_explicit_xla_or_jax_device_count_wins(other):
     assert _fresh_python(code, **{ENV_VAR: "2", **other}).stdout.split() == ["None", "3"]
 
 
+@pytest.mark.parametrize(
+    "code_before,env",
+    [
+        ("", {"JAX_PLATFORMS": "tpu"}),  # the user picks an accelerator platform
+        ("import jaxserve.host as h; h.ACCELERATOR_MODULES = ('json',); ", {}),  # a plugin
+    ],
+    ids=["JAX_PLATFORMS", "plugin-installed"],
+)
+def test_no_cpu_device_split_on_an_accelerator_host(code_before, env):
+    """On a faked GPU/TPU host the one-device-per-core setup is skipped (JAX not started)."""
+    code = (
+        code_before + "from jaxserve.host import configure_cpu_devices, expected_platform; "
+        "from jax._src import xla_bridge; n = configure_cpu_devices(); "
+        "print(n, expected_platform() != 'cpu', xla_bridge.backends_are_initialized())"
+    )
+    out = _fresh_python(code, **{ENV_VAR: "3", **env})
+    assert out.stdout.split() == ["None", "True", "False"], out.stderr
+
+
+def test_cpu_compiler_options_only_on_a_cpu_backend(monkeypatch):
+    from jaxserve.sim import compile as sim_compile
+
+    assert sim_compile.compiler_options() == sim_compile.CPU_COMPILER_OPTIONS  # the suite: CPU
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert sim_compile.compiler_options() == {}
+
+
 SHARDED_VS_PLAIN_3_DEVICES = """
 import dataclasses, jax, numpy as np
 from jaxserve.host import configure_cpu_devices

@@ -1,4 +1,4 @@
-"""JAX simulator vs the plain-Python reference, request by request (SPEC §3.9).
+"""JAX simulator vs the plain-Python reference, request by request (docs/spec.md §3.9).
 
 204 randomised scenarios: 12 static configs, 17 random episodes each. The configs cover
 every combination of batching (max, deadline) x deadlines (hard, soft linear, soft

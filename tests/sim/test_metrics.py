@@ -1,4 +1,4 @@
-"""SPEC §4 metrics on hand-computed ledgers."""
+"""docs/spec.md §4 metrics on hand-computed ledgers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) of the JAX simulator's invariants (SPEC §3.5, §3.7, §3.8).
+"""Property tests (hypothesis) of the JAX simulator's invariants (docs/spec.md §3.5, §3.7, §3.8).
 
 Shapes are fixed per config (episodes padded to NUM_SLOTS arrivals), so each config compiles
 once; hypothesis varies the numbers: arrivals (including simultaneous ones), tasks, actions,

@@ -2,6 +2,7 @@
 
 import pytest
 
+from jaxserve.data import data_path
 from jaxserve.errors import InputError
 from jaxserve.sim import roofline
 
@@ -81,10 +82,16 @@ def test_bad_arguments(call, match):
         call()
 
 
-def test_missing_shared_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("JAXSERVE_SHARED", str(tmp_path / "nowhere"))
-    with pytest.raises(InputError, match="JAXSERVE_SHARED"):
-        roofline.shared_data_dir()
+def test_missing_package_data():
+    with pytest.raises(InputError, match="missing from this jaxserve install"):
+        data_path("latency/nowhere.csv")
+
+
+def test_calibration_reads_the_shipped_timings():
+    """The shipped CSV's first rows (jaxserve/data/latency/): 1 token 9.28 ms, 8 tokens 9.06."""
+    tokens, seconds = roofline.read_latency_csv("a100_ms")
+    assert list(tokens[:2]) == [1, 8]
+    assert seconds[:2] == pytest.approx([9.28e-3, 9.06e-3])
 
 
 def test_round_up():

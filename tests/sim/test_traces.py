@@ -1,4 +1,4 @@
-"""Trace loaders against the real samples in ../shared/data/traces (and bad input)."""
+"""Trace loaders against the real samples shipped in jaxserve/data/traces (and bad input)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jaxserve.data import BUILTIN_TRACES, builtin_trace, data_path
 from jaxserve.errors import InputError
 from jaxserve.sim import traces
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data"
-TRACES = DATA / "traces"
+TRACES = data_path("traces")
 LLM = TRACES / "azure_llm_inference_2023"
 MAF = TRACES / "azure_functions_2019_invitro_sample"
 AZ21 = TRACES / "azure_functions_2021_invitro_sample" / "Azure2021_200.csv"
-# SHA-256 as listed in ../shared/data/traces/README.md.
+# SHA-256 as listed in jaxserve/data/traces/README.md.
 SHA256 = [  # (file under traces/, digest)
     (
         "azure_llm_inference_2023/AzureLLMInferenceTrace_code.csv",
@@ -63,10 +63,7 @@ SHA256 = [  # (file under traces/, digest)
 @pytest.fixture(scope="module", autouse=True)
 def _data_present():
     if not (TRACES / "README.md").is_file():
-        pytest.fail(
-            f"trace data missing: expected {TRACES}/README.md (the shared data folder "
-            "next to the repository, ../shared/data/traces)"
-        )
+        pytest.fail(f"trace data missing: expected {TRACES}/README.md (package data of jaxserve)")
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +291,19 @@ def test_numeric_timestamps_and_trailing_newline(tmp_path):
     np.testing.assert_allclose(trace.arrival_s, [0.0, 0.5])
     np.testing.assert_array_equal(trace.context_tokens, [3, 4])
     assert trace.generated_tokens is None
+
+
+# ---------------------------------------------------------------------------- built-in names
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_TRACES))
+def test_builtin_traces_load(name):
+    """Every shipped trace loads under its registered format and has arrivals."""
+    path, trace_format = builtin_trace(name)
+    assert path.is_file() and path.is_relative_to(TRACES)
+    assert traces.load_trace(path, trace_format).num_arrivals > 100
+
+
+def test_unknown_builtin_trace():
+    with pytest.raises(InputError, match="azure_llm_2023_code"):
+        builtin_trace("no_such_trace")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jaxserve.data import data_path
 from jaxserve.errors import InputError
 from jaxserve.sim import workloads as wl
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 N = 20_000
-DATA = Path(__file__).parents[2].parent / "shared" / "data"
+DATA = data_path(".")
 LLM_CODE = DATA / "traces" / "azure_llm_inference_2023" / "AzureLLMInferenceTrace_code.csv"
 MAF_100 = DATA / "traces" / "azure_functions_2019_invitro_sample" / "100" / "invocations.csv"
 UNPREDICTABLE = WorkloadSpec(
@@ -308,6 +308,9 @@ BAD_SPECS = [
     (dict(mix_schedule=((1.0, (1.0,)), (1.0, (0.5, 0.5)))), "mix_schedule"),
     (dict(task_mix=(1.0,), mix_schedule=((1.0, (1.0,)),)), "mix_schedule"),
     (dict(kind="trace"), "trace_path"),
+    (dict(kind="trace", trace_name="nope"), "trace_name"),
+    (dict(kind="trace", trace_name=["azure_llm_2023_code"]), "trace_name"),
+    (dict(kind="trace", trace_name="azure_llm_2023_code", trace_path="x.csv"), "trace_path"),
     (dict(trace_format="parquet"), "trace_format"),
     (dict(time_compression=0.0), "time_compression"),
     (dict(functions=0), "functions"),
@@ -341,3 +344,14 @@ def test_spec_is_frozen_and_hashable():
     assert dataclasses.replace(spec, rate=2.0).rate == 2.0
     with pytest.raises(InputError, match="rate"):
         dataclasses.replace(spec, rate=-2.0)
+
+
+def test_trace_by_builtin_name_equals_trace_by_path():
+    """`trace_name` loads the shipped file under its registered format (here timestamps)."""
+    by_name = WorkloadSpec("trace", trace_name="azure_llm_2023_code", time_compression=5.0)
+    by_path = WorkloadSpec(
+        "trace", trace_path=str(LLM_CODE), trace_format="timestamps", time_compression=5.0
+    )
+    assert by_name.trace_format == "timestamps"
+    a, b = wl.load_spec_trace(by_name), wl.load_spec_trace(by_path)
+    np.testing.assert_array_equal(a.arrival_s, b.arrival_s)

@@ -1,4 +1,4 @@
-"""Flax OPT vs transformers' PyTorch OPT on CPU, same weights, same run (SPEC §9).
+"""Flax OPT vs transformers' PyTorch OPT on CPU, same weights, same run (docs/spec.md §9).
 
 Measures forward latency for batch 1x128 and 8x128 tokens and greedy-generation tokens/s for
 batch 8, with OPT-125M-shaped random weights, float32.
@@ -18,6 +18,7 @@ import numpy as np
 from jaxserve.models.opt.config import get_preset, opt_config_to_hf
 from jaxserve.models.opt.convert import convert_state_dict
 from jaxserve.models.opt.generate import Sampling, generate_padded
+from jaxserve.models.opt.hf import import_torch
 from jaxserve.models.opt.model import forward_jit
 from jaxserve.serving.profile import describe_machine, timed_runs
 
@@ -104,7 +105,7 @@ def _paired_medians(jax_fn, torch_fn, repeats: int) -> tuple[float, float]:
 
 def bench_opt(quick: bool = True) -> dict[str, Any]:
     """Forward latency (s) and greedy tokens/s, jaxserve vs PyTorch eager, one process."""
-    import torch
+    torch = import_torch("jaxserve bench --sections opt (Flax vs PyTorch)")
 
     plan, config = PLANS[bool(quick)], get_preset(BENCH_MODEL)
     model = _torch_model(config)

@@ -129,7 +129,8 @@ PRESETS: dict[str, OPTConfig] = {
         _preset("opt-13b", 40, 5120, 40),
         _preset("opt-30b", 48, 7168, 56),
         _preset("opt-66b", 64, 9216, 72),
-        # cpu-demo (SPEC §6): OPT-architecture models sized for a 2-core CPU, with a 512-token
+        # cpu-demo (docs/spec.md §6): OPT-architecture models sized for a 2-core CPU, with a
+        # 512-token
         # byte-level vocabulary (jaxserve/serving/tasks.py) so the LM head does not dominate.
         *(
             OPTConfig(

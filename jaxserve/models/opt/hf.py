@@ -76,10 +76,21 @@ def _tensor(data: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     return data[start:end].view(dtype).reshape(shape)
 
 
+def import_torch(purpose: str):
+    """The torch module, or InputError naming the extra that installs it."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError(
+            f"{purpose} needs PyTorch, which jaxserve does not install by default: "
+            "pip install 'jaxserve[torch]' (on a CPU-only host pin the CPU build, torch==2.13.0)"
+        ) from None
+    return torch
+
+
 def read_torch_bin(path: pathlib.Path) -> dict[str, np.ndarray]:
     """All tensors of one pytorch_model.bin (needs torch; weights_only unpickling)."""
-    import torch
-
+    torch = import_torch(f"weights file {str(path)!r} (a PyTorch .bin)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt pickles
