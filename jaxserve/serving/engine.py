@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
+from jaxserve.progress import no_progress
 from jaxserve.serving.executor import NO_ANSWER
 from jaxserve.serving.tasks import Prompt
 from jaxserve.sim.reference import INF, Request, _Model, _Params, _Simulator
@@ -100,11 +102,12 @@ def run_virtual(
     tasks: np.ndarray,
     task_set,
     stop: threading.Event,
+    on_arrival: Callable[[int], None] = no_progress,
 ) -> list[ServeRequest]:
     """Route and serve every arrival in order; stops early (cleanly) when `stop` is set.
 
     Returns the requests that arrived; those still in the system after a stop keep
-    outcome -1 (unfinished).
+    outcome -1 (unfinished). `on_arrival(1)` is called after each arrival (progress).
     """
     deadline_s = engine.params.deadline_s
     requests: list[ServeRequest] = []
@@ -128,6 +131,7 @@ def run_virtual(
         t_next = float(arrival_s[i + 1]) if i + 1 < n else INF  # INF: drain (docs/spec.md §3.8)
         for model in engine.models:
             engine.advance(model, a_i, t_next)
+        on_arrival(1)
     return requests
 
 

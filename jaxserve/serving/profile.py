@@ -22,6 +22,7 @@ from jaxserve.errors import InputError
 from jaxserve.models.opt.config import OPTConfig, get_preset
 from jaxserve.models.opt.generate import Sampling, generate_padded
 from jaxserve.models.opt.model import forward_jit, init_params
+from jaxserve.progress import no_progress, progress_bar
 
 PROFILE_SEED = 0
 PROFILE_CALLS = ("forward", "serve")  # plain forward/generate, or the serving batch call
@@ -84,7 +85,9 @@ def make_batch_call(
     )
 
 
-def interleaved_runs(calls: Sequence[Callable[[], Any]], repeats: int) -> np.ndarray:
+def interleaved_runs(
+    calls: Sequence[Callable[[], Any]], repeats: int, on_call: Callable[[int], None] = no_progress
+) -> np.ndarray:
     """Wall seconds (repeats, len(calls)): each round times every call once, so load drift on
     a shared host hits every batch size alike instead of a contiguous block of them."""
     seconds = np.zeros((repeats, len(calls)))
@@ -93,6 +96,7 @@ def interleaved_runs(calls: Sequence[Callable[[], Any]], repeats: int) -> np.nda
             start = time.perf_counter()
             jax.block_until_ready(fn())
             seconds[r, j] = time.perf_counter() - start
+            on_call(1)
     return seconds
 
 
@@ -149,8 +153,12 @@ def profile_model(
     repeats: int = 5,
     warmup: int = 1,
     call: str = "forward",
+    on_call: Callable[[int], None] = no_progress,
 ) -> dict:
-    """Median and p10/p90 seconds to serve one batch of each size (prompt + gen_tokens greedy)."""
+    """Median and p10/p90 seconds to serve one batch of each size (prompt + gen_tokens greedy).
+
+    `on_call(1)` after each compile and each timed call: len(batch_sizes) * (1 + repeats).
+    """
     check_profile_args(opt_config, prompt_tokens, gen_tokens, batch_sizes, repeats, warmup)
     if call not in PROFILE_CALLS:
         raise InputError(f"profile call={call!r}: expected one of {list(PROFILE_CALLS)}")
@@ -162,7 +170,8 @@ def profile_model(
         first_call.append(time.perf_counter() - start)
         timed_runs(fn, 0, max(warmup - 1, 0))
         calls.append(fn)
-    seconds = interleaved_runs(calls, repeats)  # (repeats, sizes)
+        on_call(1)
+    seconds = interleaved_runs(calls, repeats, on_call)  # (repeats, sizes)
     latency = [float(x) for x in np.median(seconds, axis=0)]
     p10 = [float(x) for x in np.percentile(seconds, 10, axis=0)]
     p90 = [float(x) for x in np.percentile(seconds, 90, axis=0)]
@@ -252,16 +261,21 @@ def main_profile(args: Any) -> dict:
 
     cpu_threads = configure_cpu_threads(getattr(args, "cpu_threads", None) or "all")
     config, params = load_model(args.model, getattr(args, "dtype", None) or "float32")
-    profile = profile_model(
-        config,
-        params,
-        int(args.prompt_tokens),
-        int(args.gen_tokens),
-        _int_list(args.batch_sizes, "batch_sizes"),
-        int(args.repeats),
-        int(getattr(args, "warmup", 1)),
-        getattr(args, "call", None) or "forward",
-    )
+    batch_sizes = _int_list(args.batch_sizes, "batch_sizes")
+    total = len(batch_sizes) * (1 + int(args.repeats))
+    enabled = not getattr(args, "no_progress", False)
+    with progress_bar(total, "profile", "call", enabled) as bar:
+        profile = profile_model(
+            config,
+            params,
+            int(args.prompt_tokens),
+            int(args.gen_tokens),
+            batch_sizes,
+            int(args.repeats),
+            int(getattr(args, "warmup", 1)),
+            getattr(args, "call", None) or "forward",
+            bar.update,
+        )
     profile["cpu_threads"] = cpu_threads
     if getattr(args, "monotone", False):
         profile["median_s"] = profile["latency_s"]

@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxserve.errors import InputError
 from jaxserve.io_utils import write_json_atomic
+from jaxserve.progress import progress_bar
 from jaxserve.serving.cpu import configure_cpu_threads
 from jaxserve.serving.executor import MODES, ModelRunner, random_prompt
 from jaxserve.serving.tasks import TaskSet, make_tokenizer, read_task_rows
@@ -54,8 +55,8 @@ def add_serve_arguments(p) -> None:
         help="static:K | static:MODEL | random | round-robin | jsq | greedy | lp | "
         "checkpoint directory",
     )
-    p.add_argument("--num-requests", type=int, default=500)
-    p.add_argument("--clock", default="virtual", help="virtual (default) | wall")
+    p.add_argument("--num-requests", type=int, default=500, help="arrivals to replay")
+    p.add_argument("--clock", default="virtual", help="virtual | wall")
     p.add_argument(
         "--models",
         default=None,
@@ -73,7 +74,9 @@ def add_serve_arguments(p) -> None:
         default=None,
         help="local HF tokenizer directory (default: byte-level tokenizer)",
     )
-    p.add_argument("--prompt-tokens", type=int, default=DEFAULT_PROMPT_TOKENS)
+    p.add_argument(
+        "--prompt-tokens", type=int, default=DEFAULT_PROMPT_TOKENS, help="tokens per prompt"
+    )
     p.add_argument("--mode", default="score", help="score (first-token scoring) | generate")
     p.add_argument("--gen-tokens", type=int, default=4, help="generated tokens (--mode generate)")
     p.add_argument(
@@ -82,7 +85,7 @@ def add_serve_arguments(p) -> None:
         help="auto | table | measured (auto: measured when every model has real "
         "weights from a directory)",
     )
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     p.add_argument(
         "--fidelity",
         action="store_true",
@@ -90,6 +93,7 @@ def add_serve_arguments(p) -> None:
         "predicted vs measured",
     )
     p.add_argument("--window-s", type=float, default=None, help="window of windowed metrics")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
         "--out",
         default=None,
@@ -252,8 +256,11 @@ def serve(args, stop: threading.Event | None = None) -> dict:
         f"warm-up {sum(compile_s.values()):.1f} s"
     )
     start = time.perf_counter()
-    with stop_on_sigint(stop):
-        requests = _run(args.clock, engine, router, arrival_s, tasks, setup.task_set, stop)
+    enabled = not getattr(args, "no_progress", False)
+    with stop_on_sigint(stop), progress_bar(len(arrival_s), "serve", "req", enabled) as bar:
+        requests = _run(
+            args.clock, engine, router, arrival_s, tasks, setup.task_set, stop, bar.update
+        )
     wall_s = time.perf_counter() - start
     result = _result(args, setup, engine, router, requests, arrival_s, tasks, wall_s, stop)
     result["warmup_s"] = compile_s
@@ -282,14 +289,14 @@ def _make_engine(clock: str, scenario, setup: Setup):
     )
 
 
-def _run(clock, engine, router, arrival_s, tasks, task_set, stop):
+def _run(clock, engine, router, arrival_s, tasks, task_set, stop, on_arrival):
     if clock == "wall":
         from jaxserve.serving.wall import run_wall
 
-        return run_wall(engine, router, arrival_s, tasks, task_set, stop)
+        return run_wall(engine, router, arrival_s, tasks, task_set, stop, on_arrival)
     from jaxserve.serving.engine import run_virtual
 
-    return run_virtual(engine, router, arrival_s, tasks, task_set, stop)
+    return run_virtual(engine, router, arrival_s, tasks, task_set, stop, on_arrival)
 
 
 def _window_s(args, arrival_s) -> float:

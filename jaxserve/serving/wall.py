@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
+from jaxserve.progress import no_progress
 from jaxserve.serving.engine import BatchLog, ServeRequest, VirtualEngine
 from jaxserve.sim.reference import _Model
 
@@ -113,8 +115,12 @@ def run_wall(
     tasks: np.ndarray,
     task_set,
     stop: threading.Event,
+    on_arrival: Callable[[int], None] = no_progress,
 ) -> list[ServeRequest]:
-    """Release arrivals at their times, route them, let the replica workers serve; drain."""
+    """Release arrivals at their times, route them, let the replica workers serve; drain.
+
+    `on_arrival(1)` is called after each arrival is routed (progress).
+    """
     deadline_s = engine.params.deadline_s
     engine.stop = stop
     requests: list[ServeRequest] = []
@@ -138,6 +144,7 @@ def run_wall(
                 request.action = router.decide(i, engine.now(), engine.models)
                 engine.admit(request, request.action)
                 engine.lock.notify_all()
+            on_arrival(1)
     finally:
         with engine.lock:
             engine.shutdown = True

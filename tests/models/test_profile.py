@@ -25,9 +25,11 @@ def _args(**overrides):
     return argparse.Namespace(**{**base, **overrides})
 
 
-def test_profile_writes_json(tmp_path):
+def test_profile_writes_json(tmp_path, capsys):
     out = tmp_path / "profiles" / "tiny.json"
     record = main_profile(_args(out=str(out)))
+    err = capsys.readouterr().err
+    assert "profile: 100%" in err and "6/6" in err  # 2 sizes x (1 compile + 2 repeats)
     on_disk = json.loads(out.read_text())
     assert on_disk == record
     assert on_disk["batch_sizes"] == [1, 2] and on_disk["model"] == "tiny"

@@ -53,10 +53,17 @@ def test_matches_reference_request_by_request(scenario_toml):
     arrival_s = np.cumsum(rng.exponential(1 / 2000.0, 300))  # overloaded: drops, rejections
     tasks = rng.integers(0, 2, 300)
     actions = rng.integers(0, 2, 300)
-    engine = _engine(scenario)
+    engine, calls = _engine(scenario), []
     served = run_virtual(
-        engine, FixedRouter(actions), arrival_s, tasks, _task_set(scenario), threading.Event()
+        engine,
+        FixedRouter(actions),
+        arrival_s,
+        tasks,
+        _task_set(scenario),
+        threading.Event(),
+        calls.append,
     )
+    assert calls == [1] * 300  # the progress callback: once per arrival
     expected = reference.simulate(
         scenario.sim_config(), scenario.sim_params(), arrival_s, tasks, actions
     )
