@@ -12,13 +12,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import jax
 import numpy as np
 
 from jaxserve.errors import InputError
 from jaxserve.io_utils import write_json_atomic
-from jaxserve.progress import progress_bar
+from jaxserve.progress import no_progress, progress_bar
 from jaxserve.serving.cpu import configure_cpu_threads
 from jaxserve.serving.executor import MODES, ModelRunner, random_prompt
 from jaxserve.serving.tasks import TaskSet, make_tokenizer, read_task_rows
@@ -234,8 +235,13 @@ def _log(message: str) -> None:
     print(f"jaxserve serve: {message}", file=sys.stderr, flush=True)
 
 
-def serve(args, stop: threading.Event | None = None) -> dict:
-    """Run `jaxserve serve`; returns (and writes with --out) the results record."""
+def serve(
+    args, stop: threading.Event | None = None, on_arrival: Callable[[int], None] = no_progress
+) -> dict:
+    """Run `jaxserve serve`; returns (and writes with --out) the results record.
+
+    `on_arrival(1)` is called after each routed arrival, e.g. to set `stop` after N of them.
+    """
     cpu_threads = configure_cpu_threads(getattr(args, "cpu_threads", "all"))
     from jaxserve.serving.router import Router
     from jaxserve.sim.env import ServingEnv
@@ -258,9 +264,8 @@ def serve(args, stop: threading.Event | None = None) -> dict:
     start = time.perf_counter()
     enabled = not getattr(args, "no_progress", False)
     with stop_on_sigint(stop), progress_bar(len(arrival_s), "serve", "req", enabled) as bar:
-        requests = _run(
-            args.clock, engine, router, arrival_s, tasks, setup.task_set, stop, bar.update
-        )
+        arrived = lambda n: (bar.update(n), on_arrival(n))
+        requests = _run(args.clock, engine, router, arrival_s, tasks, setup.task_set, stop, arrived)
     wall_s = time.perf_counter() - start
     result = _result(args, setup, engine, router, requests, arrival_s, tasks, wall_s, stop)
     result["warmup_s"] = compile_s

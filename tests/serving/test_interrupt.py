@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
-import time
 
 from serving_helpers import REPO_ROOT
+
+SERVED = re.compile(r"\| *[1-9][0-9]*/1000000 ")  # the bar after >= 1 routed request
+
+
+def _wait_for_served_requests(stream) -> bool:
+    """Read the progress bar (carriage-return updates) until it counts a routed request."""
+    text = ""
+    while char := stream.read(1):
+        text = (text + char)[-200:]
+        if SERVED.search(text):
+            return True
+    return False  # the process ended first
 
 
 def test_sigint_writes_partial_results_atomically(scenario_toml, tmp_path):
@@ -37,7 +49,8 @@ def test_sigint_writes_partial_results_atomically(scenario_toml, tmp_path):
     )
     line = proc.stderr.readline()  # "jaxserve serve: N requests, ... warm-up" = clock started
     assert "warm-up" in line, line + proc.stderr.read()
-    time.sleep(1.5)
+    seen = _wait_for_served_requests(proc.stderr)  # an event, not a sleep: load-independent
+    assert seen, "the progress bar never showed a served request"
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

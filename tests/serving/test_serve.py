@@ -55,14 +55,18 @@ def test_wall_clock_run_is_conserved(scenario_toml):
 
 
 def test_stop_event_writes_partial_results(scenario_toml, tmp_path):
-    stop = threading.Event()
+    """Stopped mid-run after exactly 50 arrivals (an event, not a timer: load-independent)."""
+    stop, arrived = threading.Event(), []
     out = tmp_path / "partial.json"
     args = serve_args(scenario_toml, rate=2000.0, num_requests=100_000, out=str(out))
-    timer = threading.Timer(3.0, stop.set)  # fires after warm-up, mid-run
-    timer.start()
-    result = serve(args, stop=stop)
-    timer.cancel()
-    assert result["interrupted"] and 0 < result["num_arrived"] < 100_000
+
+    def stop_after_50(n):
+        arrived.append(n)
+        if len(arrived) == 50:
+            stop.set()
+
+    result = serve(args, stop=stop, on_arrival=stop_after_50)
+    assert result["interrupted"] and result["num_arrived"] == 50
     assert result["conserved"]
     assert json.loads(out.read_text())["interrupted"]
 
