@@ -17,8 +17,9 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from jaxserve.argtypes import positive_int, seconds
 from jaxserve.errors import InputError
-from jaxserve.io_utils import write_json_atomic
+from jaxserve.io_utils import write_json_or_print
 from jaxserve.progress import no_progress, progress_bar
 from jaxserve.serving.cpu import configure_cpu_threads
 from jaxserve.serving.executor import MODES, ModelRunner, random_prompt
@@ -56,7 +57,7 @@ def add_serve_arguments(p) -> None:
         help="static:K | static:MODEL | random | round-robin | jsq | greedy | lp | "
         "checkpoint directory",
     )
-    p.add_argument("--num-requests", type=int, default=500, help="arrivals to replay")
+    p.add_argument("--num-requests", type=positive_int, default=500, help="arrivals to replay")
     p.add_argument("--clock", default="virtual", help="virtual | wall")
     p.add_argument(
         "--models",
@@ -76,7 +77,10 @@ def add_serve_arguments(p) -> None:
         help="local HF tokenizer directory (default: byte-level tokenizer)",
     )
     p.add_argument(
-        "--prompt-tokens", type=int, default=DEFAULT_PROMPT_TOKENS, help="tokens per prompt"
+        "--prompt-tokens",
+        type=positive_int,
+        default=DEFAULT_PROMPT_TOKENS,
+        help="tokens per prompt",
     )
     p.add_argument("--mode", default="score", help="score (first-token scoring) | generate")
     p.add_argument("--gen-tokens", type=int, default=4, help="generated tokens (--mode generate)")
@@ -93,7 +97,7 @@ def add_serve_arguments(p) -> None:
         help="also run the simulator on the same workload/policy/seed and report "
         "predicted vs measured",
     )
-    p.add_argument("--window-s", type=float, default=None, help="window of windowed metrics")
+    p.add_argument("--window-s", type=seconds, default=None, help="window of windowed metrics")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
         "--out",
@@ -273,7 +277,7 @@ def serve(
     if args.fidelity and not stop.is_set():
         _add_fidelity(args, setup, result)
     if args.out:
-        write_json_atomic(args.out, result)
+        write_json_or_print(args.out, result)
     return result
 
 

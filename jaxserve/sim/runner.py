@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from jaxserve.errors import InputError
+from jaxserve.limits import check_memory
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.env import ServingEnv
@@ -23,6 +24,9 @@ from jaxserve.sim.scenarios import Scenario
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 RATE_KINDS = ("poisson", "gamma")
+# Bytes one simulated request needs in `simulate` (arrivals, workload draws, the ledger and
+# the numpy metrics over it), rounded up from the arrays' dtypes: the memory check's unit.
+LEDGER_BYTES_PER_REQUEST = 256
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
 FIELD_ALIASES = {"name": "trace_name"}  # `--workload trace:name=azure_llm_2023_code`
 
@@ -132,6 +136,7 @@ def simulate(
     if isinstance(policy, str):
         policy_name, policy = policy, resolve_policy(policy, env, scenario)
     n = episode_length(workload, num_requests)
+    check_memory(f"simulate: {n:,} requests", n * LEDGER_BYTES_PER_REQUEST)
     wparams, generate = make_workload(workload, scenario.num_tasks, n)
     key_workload, key_run = jax.random.split(jax.random.key(seed))
     arrivals = jax.jit(generate)(key_workload, wparams)

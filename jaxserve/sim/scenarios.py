@@ -20,6 +20,18 @@ import numpy as np
 
 from jaxserve.data import data_path
 from jaxserve.errors import InputError
+from jaxserve.limits import (
+    MAX_BATCH,
+    MAX_NOISE_SIGMA,
+    MAX_PENALTY,
+    MAX_QUEUE_CAPACITY,
+    MAX_RATE,
+    MAX_REPLICAS,
+    MAX_SLOTS,
+    MAX_TIME_S,
+    MIN_RATE,
+    MIN_TIME_S,
+)
 from jaxserve.sim import roofline
 from jaxserve.sim.types import NEVER_S, SimConfig, SimParams, to_jnp_tuple
 from jaxserve.sim.workloads import WorkloadSpec
@@ -72,11 +84,16 @@ def _check_number(
     return float(value)
 
 
-def _check_count(field: str, value: Any) -> int:
-    """An integer ≥ 1."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        _fail(field, value, "an integer ≥ 1")
+def _check_count(field: str, value: Any, high: int) -> int:
+    """An integer in [1, high]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+        _fail(field, value, f"an integer in [1, {high}]")
     return value
+
+
+def _check_time(field: str, value: Any) -> float:
+    """Seconds in [MIN_TIME_S, MAX_TIME_S]: representable in the simulator's float32 clock."""
+    return _check_number(field, value, MIN_TIME_S, high=MAX_TIME_S)
 
 
 def _check_enum(field: str, value: Any, allowed: Sequence[str]) -> str:
@@ -97,7 +114,9 @@ def check_latency_profile(field: str, latency_s: Sequence[Any]) -> tuple[float, 
     """Non-empty, positive, finite and non-decreasing in batch size."""
     if not isinstance(latency_s, list | tuple) or not latency_s:
         _fail(field, latency_s, "a non-empty list of seconds, one per batch size 1..max_batch")
-    values = tuple(_check_number(f"{field}[{b}]", x, strict=True) for b, x in enumerate(latency_s))
+    if len(latency_s) > MAX_BATCH:
+        _fail(f"len({field})", len(latency_s), f"at most {MAX_BATCH} batch sizes")
+    values = tuple(_check_time(f"{field}[{b}]", x) for b, x in enumerate(latency_s))
     for b in range(1, len(values)):
         if values[b] < values[b - 1]:
             _fail(f"{field}[{b}]", values[b], f"≥ {values[b - 1]!r} (non-decreasing in batch size)")
@@ -258,9 +277,16 @@ def _check_models(s: Scenario):
         _check_len(field, getattr(s, field), k, f"one per model, models = {list(s.model_names)}")
     for i in range(k):
         check_latency_profile(f"models[{i}].latency_s", s.latency_s[i])
-        _check_count(f"models[{i}].replicas", s.replicas[i])
-        _check_count(f"models[{i}].queue_capacity", s.queue_capacity[i])
-        _check_number(f"models[{i}].max_wait_s", s.max_wait_s[i])
+        _check_count(f"models[{i}].replicas", s.replicas[i], MAX_REPLICAS)
+        _check_count(f"models[{i}].queue_capacity", s.queue_capacity[i], MAX_QUEUE_CAPACITY)
+        _check_number(f"models[{i}].max_wait_s", s.max_wait_s[i], high=MAX_TIME_S)
+        slots = s.queue_capacity[i] + s.replicas[i] * len(s.latency_s[i])
+        if slots > MAX_SLOTS:
+            _fail(
+                f"models[{i}]",
+                f"{slots} slots",
+                f"queue_capacity + replicas x max_batch ≤ {MAX_SLOTS}",
+            )
 
 
 def _check_tasks(s: Scenario):
@@ -272,8 +298,8 @@ def _check_tasks(s: Scenario):
         _check_len(f"tasks[{i}].quality", s.quality[i], k, f"one per model, {k} models")
         for j, q in enumerate(s.quality[i]):
             _check_number(f"tasks[{i}].quality[{j}]", q, high=1.0)
-        _check_number(f"tasks[{i}].deadline_s", s.deadline_s[i], strict=True)
-        _check_number(f"tasks[{i}].grace_s", s.grace_s[i], strict=True)
+        _check_time(f"tasks[{i}].deadline_s", s.deadline_s[i])
+        _check_time(f"tasks[{i}].grace_s", s.grace_s[i])
 
 
 def _check_workload(w: WorkloadSpec, num_tasks: int):
@@ -301,10 +327,10 @@ def validate_scenario(s: Scenario):
     for flag in ("drop_expired", "allow_reject"):
         if not isinstance(getattr(s, flag), bool):
             _fail(flag, getattr(s, flag), "true or false")
-    _check_number("miss_penalty", s.miss_penalty)
-    _check_number("noise_sigma", s.noise_sigma)
-    _check_number("reference_rate", s.reference_rate, strict=True)
-    _check_number("rate_window_s", s.rate_window_s, strict=True)
+    _check_number("miss_penalty", s.miss_penalty, high=MAX_PENALTY)
+    _check_number("noise_sigma", s.noise_sigma, high=MAX_NOISE_SIGMA)
+    _check_number("reference_rate", s.reference_rate, MIN_RATE, high=MAX_RATE)
+    _check_time("rate_window_s", s.rate_window_s)
     _check_workload(s.workload, s.num_tasks)
 
 
@@ -527,7 +553,7 @@ def _model_latency(where: str, m: dict, base: Path) -> tuple[float, ...]:
     else:
         latency = load_latency_profile(base / str(m["latency_profile"]))
     if "max_batch" in m:
-        b = _check_count(f"{where}.max_batch", m["max_batch"])
+        b = _check_count(f"{where}.max_batch", m["max_batch"], MAX_BATCH)
         if b > len(latency):
             _fail(f"{where}.max_batch", b, f"≤ {len(latency)} (the profile's length)")
         latency = latency[:b]
@@ -600,6 +626,8 @@ def load_scenario_toml(path: str | Path) -> Scenario:
         data = tomllib.loads(path.read_text())
     except OSError as e:
         raise InputError(f"scenario file = '{path}': expected a readable file ({e})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"scenario file = '{path}': not UTF-8 text, expected TOML") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: invalid TOML: {e}") from None
     try:

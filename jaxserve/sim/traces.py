@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxserve.errors import InputError
+from jaxserve.limits import MAX_TIME_S
 
 TRACE_FORMATS = ("maf2019", "timestamps", "azure2021")
 MAF_ID_COLUMNS = ("HashOwner", "HashApp", "HashFunction", "Trigger")
@@ -394,7 +395,25 @@ def load_trace(
     time_compression: float = 1.0,
     rate_scale: float = 1.0,
 ) -> Trace:
-    """Load a trace of any supported format (``TRACE_FORMATS``)."""
+    """Load a trace of any supported format (``TRACE_FORMATS``); gaps within MAX_TIME_S."""
+    return check_gaps(
+        path, _load_any(path, trace_format, functions, seed, time_compression, rate_scale)
+    )
+
+
+def check_gaps(path: str | Path, trace: Trace) -> Trace:
+    """InputError when two arrivals lie further apart than the simulator's clock holds."""
+    gap_s = np.diff(trace.arrival_s, prepend=0.0)
+    if gap_s.size and not np.max(gap_s) <= MAX_TIME_S:
+        i = int(np.argmax(gap_s))
+        raise InputError(
+            f"trace file {path}: arrival {i + 1} comes {gap_s[i]:.6g} s after the previous one "
+            f"(after time compression); expected gaps of at most {MAX_TIME_S:g} s"
+        )
+    return trace
+
+
+def _load_any(path, trace_format, functions, seed, time_compression, rate_scale) -> Trace:
     if trace_format == "maf2019":
         return load_maf2019(path, functions, seed, time_compression, rate_scale)
     if functions is not None:

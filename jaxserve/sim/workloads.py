@@ -23,6 +23,7 @@ from flax import struct
 
 from jaxserve.data import BUILTIN_TRACES, builtin_trace
 from jaxserve.errors import InputError
+from jaxserve.limits import MAX_RATE, MAX_TIME_S, MIN_RATE, MIN_TIME_S
 from jaxserve.sim import traces
 from jaxserve.sim.types import Arrivals
 
@@ -141,8 +142,8 @@ def _check_schedule(spec: WorkloadSpec) -> None:
     for i, entry in enumerate(spec.schedule):
         if not isinstance(entry, (tuple, list)) or len(entry) != 2:
             _fail(f"schedule[{i}]", entry, "a (duration_s, rate) pair")
-        _check_real(f"schedule[{i}].duration_s", entry[0], 0.0, True)
-        _check_real(f"schedule[{i}].rate", entry[1], 0.0, False)
+        _check_real(f"schedule[{i}].duration_s", entry[0], 0.0, True, MAX_TIME_S)
+        _check_real(f"schedule[{i}].rate", entry[1], 0.0, False, MAX_RATE)
     if spec.kind == "piecewise" and not any(r > 0 for _, r in spec.schedule):
         _fail("schedule", spec.schedule, "at least one (duration_s, rate) with rate > 0")
 
@@ -189,11 +190,11 @@ def validate_spec(spec: WorkloadSpec) -> None:
     """Raise InputError naming the first bad field of ``spec``."""
     if spec.kind not in KINDS:
         _fail("kind", spec.kind, f"one of {KINDS}")
-    _check_real("rate", spec.rate, 0.0, True)
+    _check_real("rate", spec.rate, MIN_RATE, False, MAX_RATE)
     _check_real("cv", spec.cv, 0.0, True)
-    _check_real("min_rate", spec.min_rate, 0.0, True)
-    _check_real("max_rate", spec.max_rate, spec.min_rate, False)
-    _check_real("mean_segment_s", spec.mean_segment_s, 0.0, True)
+    _check_real("min_rate", spec.min_rate, MIN_RATE, False, MAX_RATE)
+    _check_real("max_rate", spec.max_rate, spec.min_rate, False, MAX_RATE)
+    _check_real("mean_segment_s", spec.mean_segment_s, MIN_TIME_S, False, MAX_TIME_S)
     _check_real("spike_prob", spec.spike_prob, 0.0, False, 1.0)
     _check_real("spike_mult", spec.spike_mult, 1.0, False)
     _check_real("rate_scale", spec.rate_scale, 0.0, True)

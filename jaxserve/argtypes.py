@@ -1,0 +1,55 @@
+"""argparse `type=` functions shared by every command (ranges from jaxserve.limits)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from jaxserve.limits import MAX_RATE, MAX_SEED, MAX_TIME_S, MIN_RATE, MIN_TIME_S
+
+
+def _number(text: str, kind=float):
+    try:
+        return kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def seed(text: str) -> int:
+    """A PRNG seed in [0, 2**32 - 1]."""
+    value = _number(text, int)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is not a seed in [0, {MAX_SEED}]")
+    return value
+
+
+def rate(text: str) -> float:
+    """An arrival rate in [MIN_RATE, MAX_RATE] arrivals/s."""
+    value = _number(text)
+    if not (math.isfinite(value) and MIN_RATE <= value <= MAX_RATE):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a rate in [{MIN_RATE:g}, {MAX_RATE:g}] arrivals/s"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration in [MIN_TIME_S, MAX_TIME_S] seconds."""
+    value = _number(text)
+    if not (math.isfinite(value) and MIN_TIME_S <= value <= MAX_TIME_S):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a duration in [{MIN_TIME_S:g}, {MAX_TIME_S:g}] s"
+        )
+    return value
+
+
+__all__ = ["positive_int", "rate", "seconds", "seed"]
