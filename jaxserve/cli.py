@@ -103,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-requests", type=_positive_int, default=4000)
     p.add_argument("--seeds", type=_positive_int, default=4)
-    p.add_argument("--out", default=None, help="write table JSON and plot PNG with this stem")
+    p.add_argument(
+        "--out", default=None, help="write STEM.json, STEM.csv (a row per point and seed), STEM.png"
+    )
 
     p = sub.add_parser("profile", help="measure a Flax OPT model's batch-latency profile")
     p.add_argument(
@@ -160,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="learned router vs every baseline and the fluid bound")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     add_evaluate_arguments(p)
+
+    p = sub.add_parser("plot-training", help="training curves of a `train --out` run as a PNG")
+    p.add_argument("run_dir", help="a training run directory (holds metrics.jsonl)")
+    p.add_argument("--out", default=None, help="PNG path (None: RUN_DIR/training.png)")
+    p.add_argument("--label", default=None, help="figure title (None: the directory name)")
 
     p = sub.add_parser("bench", help="throughput numbers (docs/spec.md §9) as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
@@ -265,9 +272,15 @@ def format_metrics(result: dict) -> str:
 
 
 def _cmd_sweep(args) -> int:
-    from jaxserve.sim.sweep import run_sweep_cli
+    from jaxserve.evaluation.commands import cmd_sweep
 
-    return run_sweep_cli(args)
+    return cmd_sweep(args)
+
+
+def _cmd_plot_training(args) -> int:
+    from jaxserve.evaluation.commands import cmd_plot_training
+
+    return cmd_plot_training(args)
 
 
 def _cmd_profile(args) -> int:
@@ -325,6 +338,7 @@ _COMMANDS = {
     "bench": _cmd_bench,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "plot-training": _cmd_plot_training,
 }
 
 # `serve` and `profile` place model replicas on devices and time them: they keep XLA's

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 
 from jaxserve.errors import InputError
-from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_WORKLOADS, DQNConfig, hparams_with
+from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_WORKLOADS, DQNConfig
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,8 +30,23 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--search",
         default="",
-        help="hyperparameter search: NAME=V1/V2/...;NAME2=... (grid x --seeds "
-        "members in one population); the best by held-out evaluation is kept",
+        help="hyperparameter search: NAME=V1/V2/... (a grid axis) or NAME=uniform:LO:HI / "
+        "NAME=loguniform:LO:HI (--samples random draws), items separated by ';'; grid x "
+        "draws x --seeds members in one population; the best by held-out evaluation is kept",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help="random points drawn from the ranges of --search (seeded by --seed)",
+    )
+    p.add_argument(
+        "--log-csv", default=None, help="append each chunk's metrics (a row per member) here"
+    )
+    p.add_argument(
+        "--tensorboard",
+        default=None,
+        help="write TensorBoard scalars to this directory (extra: jaxserve[tensorboard])",
     )
     p.add_argument("--credit", choices=CREDITS, default="decision")
     p.add_argument("--train-workload", choices=TRAIN_WORKLOADS, default="loguniform")
@@ -79,20 +93,6 @@ def parse_assignments(text: str, flag: str) -> dict:
     return out
 
 
-def parse_search(text: str) -> list[dict]:
-    """`lr=1e-3/3e-4;discount=0.9/0.99` -> the grid of override dicts."""
-    axes = []
-    for item in filter(None, (x.strip() for x in text.split(";"))):
-        name, sep, values = item.partition("=")
-        if not sep:
-            raise InputError(f"--search item {item!r}: expected NAME=V1/V2/...")
-        try:
-            axes.append([(name.strip(), float(v)) for v in values.split("/")])
-        except ValueError:
-            raise InputError(f"--search {item!r}: expected numbers separated by '/'") from None
-    return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
-
-
 def _int_hparams(d: dict) -> dict:
     return {k: int(v) if k == "target_period" else v for k, v in d.items()}
 
@@ -129,37 +129,72 @@ def training_config(args) -> DQNConfig:
 
 
 def cmd_train(args) -> int:
-    """Train; print a summary (JSON with --json)."""
-    from jaxserve.rl.trainer import run_training
+    """Train; print a summary (JSON with --json); write DIR/members.csv."""
+    from jaxserve.evaluation import TrainConfig, parse_search, train
+    from jaxserve.evaluation.chunk_log import chain
 
-    if args.seeds < 1 or args.steps < 1:
-        raise InputError(f"--seeds {args.seeds} / --steps {args.steps}: expected >= 1")
+    if args.seeds < 1 or args.steps < 1 or args.samples < 1:
+        raise InputError(
+            f"--seeds {args.seeds} / --steps {args.steps} / --samples {args.samples}: expected >= 1"
+        )
     scenario = training_scenario(args)
-    config = training_config(args)
     base = _int_hparams(parse_assignments(args.hparams, "--hparams"))
     if args.finetune_from and "epsilon_start" not in base:
         base["epsilon_start"] = 0.1  # a trained router needs little initial exploration
-    grid = [_int_hparams({**base, **g}) for g in parse_search(args.search)]
-    members = [hparams_with(g) for g in grid for _ in range(args.seeds)]
-    hp = members if len(members) > 1 else members[0]
-    summary = run_training(
-        scenario,
-        config,
-        args.out,
-        hp,
-        args.seed,
-        len(members),
-        args.finetune_from,
-        progress=not args.no_progress,
-        keep_state=args.keep_state,
-        extra_metadata={"search_grid": grid if args.search else None},
+    config = TrainConfig(
+        scenario=scenario,
+        dqn=training_config(args),
+        hparams=base,
+        search=parse_search(args.search, args.samples, args.seed),
+        seeds=args.seeds,
+        seed=args.seed,
+        finetune_from=args.finetune_from,
     )
+    loggers = chunk_loggers(args)
+    try:
+        result = train(
+            config,
+            args.out,
+            chain(loggers),
+            progress=not args.no_progress,
+            keep_state=args.keep_state,
+        )
+    finally:
+        for logger in loggers:
+            getattr(logger, "close", lambda: None)()
+    summary = result.summary
     if args.search and summary["chunks_done"] == summary["num_chunks"]:
         from jaxserve.rl.trainer import select_best_member
 
         summary["held_out"] = select_best_member(args.out, scenario)
+        _add_held_out(result.members, summary["held_out"], args.out)
     print(json.dumps(summary) if args.json else _format_summary(summary))
     return 0
+
+
+def chunk_loggers(args) -> list:
+    """The --log-csv and --tensorboard callbacks (an InputError naming the missing extra)."""
+    from jaxserve.evaluation.chunk_log import CsvLog, TensorBoardLog
+
+    loggers = [CsvLog(args.log_csv)] if args.log_csv else []
+    if args.tensorboard:
+        try:
+            loggers.append(TensorBoardLog(args.tensorboard))
+        except ImportError as err:
+            raise InputError(f"--tensorboard: {err}") from None
+    return loggers
+
+
+def _add_held_out(members, held_out: dict, out_dir) -> None:
+    """members.csv with each member's held-out score and the chosen member."""
+    from pathlib import Path
+
+    from jaxserve.evaluation.train import MEMBERS_FILE
+
+    for row, score in zip(members, held_out["held_out_score"], strict=True):
+        row["held_out_score"] = score
+        row["best"] = row["member"] == held_out["best_member"]
+    members.to_csv(Path(out_dir) / MEMBERS_FILE)
 
 
 def _format_summary(s: dict) -> str:

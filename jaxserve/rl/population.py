@@ -54,7 +54,11 @@ def make_population_fns(learner: Learner, size: int):
     """(init(keys, hparams) -> states, run_chunk(states) -> (states, metrics)), jitted + sharded."""
     mesh = population_mesh(size)
     run_chunk = jax.jit(jax.vmap(learner.run_chunk), donate_argnums=0)
-    vinit = jax.jit(jax.vmap(learner.init))
+    # Members' states laid out as run_chunk returns them: otherwise XLA replicates init's
+    # outputs and the second chunk compiles run_chunk again for the sharded layout.
+    vinit = jax.jit(
+        jax.vmap(learner.init), out_shardings=NamedSharding(mesh, PartitionSpec(POP_AXIS))
+    )
 
     def init(keys, hparams):
         return vinit(shard_population(keys, mesh), shard_population(hparams, mesh))
@@ -67,3 +71,13 @@ def train_population(learner: Learner, keys: jax.Array, hparams: HParams):
     mesh = population_mesh(keys.shape[0])
     train = jax.jit(jax.vmap(learner.train))
     return train(shard_population(keys, mesh), shard_population(hparams, mesh))
+
+
+def select_members(tree, indices, mesh: Mesh):
+    """The members at `indices` (leading axis), laid out over `mesh` (a smaller population).
+
+    Successive halving uses it between chunks: the survivors' states move to a population of
+    their own size, so dropped members cost nothing afterwards (docs/python-api.md).
+    """
+    idx = np.asarray(indices, np.int32)
+    return shard_population(jax.tree.map(lambda x: x[idx], tree), mesh)

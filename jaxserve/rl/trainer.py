@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -69,7 +70,7 @@ def _policy_tree(states):
     return states.params
 
 
-def _chunk_records(metrics: dict, chunk: int, size: int, wall_s: float) -> list[dict]:
+def chunk_lines(metrics: dict, chunk: int, size: int, wall_s: float) -> list[dict]:
     """One JSON line per member for a finished chunk (episode metrics averaged over the chunk)."""
     host = jax.tree.map(np.asarray, metrics)
     lines = []
@@ -77,7 +78,12 @@ def _chunk_records(metrics: dict, chunk: int, size: int, wall_s: float) -> list[
         line = {"chunk": chunk, "member": m, "wall_s": round(wall_s, 3)}
         for name, value in host.items():
             v = value[m]
-            line[name] = v.tolist() if name == "eval_normalized_performance" else float(np.mean(v))
+            if name == "eval_normalized_performance":
+                line[name] = v.tolist()
+            elif np.issubdtype(v.dtype, np.integer) and v.ndim == 0:  # counters
+                line[name] = int(v)
+            else:
+                line[name] = float(np.mean(v))
         lines.append(line)
     return lines
 
@@ -131,7 +137,7 @@ def load_finetune_params(path: str | Path, scenario: Scenario, config: DQNConfig
 def run_training(
     scenario: Scenario,
     config: DQNConfig,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     hparams: HParams | list[HParams] | None = None,
     seed: int = 0,
     population: int = 1,
@@ -140,21 +146,61 @@ def run_training(
     stop_after_chunks: int | None = None,
     keep_state: bool = True,
     extra_metadata: dict | None = None,
+    on_chunk: Callable[[list[dict]], None] | None = None,
 ) -> dict:
     """Train `population` routers (resuming from `out_dir` if it holds this run); summary dict.
 
-    `stop_after_chunks` stops early after that many chunks in this call (for tests: an
-    interruption). `keep_state=False` drops the resume state once training has finished.
+    `out_dir=None` trains in memory (no files, no resume; `train_routers` also returns the
+    state). `stop_after_chunks` stops early after that many chunks in this call (for tests:
+    an interruption). `keep_state=False` drops the resume state once training has finished.
+    `on_chunk(lines)` is called after each chunk (and its checkpoint) with the chunk's
+    metrics, one dict per member as in metrics.jsonl.
     """
-    out_dir = Path(out_dir)
-    adapter, learner, (init, run_chunk, mesh) = _compiled(scenario, config, population)
+    return train_routers(
+        scenario,
+        config,
+        out_dir,
+        hparams,
+        seed,
+        population,
+        finetune_from,
+        progress,
+        stop_after_chunks,
+        keep_state,
+        extra_metadata,
+        on_chunk,
+    )[0]
+
+
+def train_routers(
+    scenario: Scenario,
+    config: DQNConfig,
+    out_dir: str | Path | None,
+    hparams: HParams | list[HParams] | None = None,
+    seed: int = 0,
+    population: int = 1,
+    finetune_from: str | Path | None = None,
+    progress: bool = True,
+    stop_after_chunks: int | None = None,
+    keep_state: bool = True,
+    extra_metadata: dict | None = None,
+    on_chunk: Callable[[list[dict]], None] | None = None,
+):
+    """`run_training`, returning (summary, final stacked `LearnerState`)."""
+    adapter, learner, (init, run_chunk, mesh) = compiled_population(scenario, config, population)
     hp = broadcast_hparams(hparams if hparams is not None else HParams(), population)
+    states = init(member_keys(seed, population), hp)
+    if finetune_from is not None:
+        states = with_finetune_params(states, finetune_from, scenario, config, mesh)
+    if out_dir is None:
+        loop = _ChunkLoop(run_chunk, config, population, progress, stop_after_chunks, on_chunk)
+        return loop.run(states, 0, lambda *_: None)
+    out_dir = Path(out_dir)
     extra = {
         "finetuned_from": str(finetune_from) if finetune_from else None,
         **(extra_metadata or {}),
     }
     meta = router_metadata(scenario, config, adapter, hp, seed, population, extra)
-    states = init(member_keys(seed, population), hp)
     chunks_done = 0
     if checkpoint.has_tree(out_dir, "state"):
         old = checkpoint.read_metadata(out_dir)
@@ -162,38 +208,33 @@ def run_training(
         states = _restore_state(out_dir, states, mesh)
         chunks_done = int(old["chunks_done"])
         _truncate_jsonl(out_dir / METRICS_FILE, chunks_done)
-    elif finetune_from is not None:
-        params = load_finetune_params(finetune_from, scenario, config)
-        from jaxserve.rl.population import shard_population
-
-        stack = lambda: shard_population(
-            jax.tree.map(lambda x: jnp.array(jnp.broadcast_to(x, (population,) + x.shape)), params),
-            mesh,
-        )
-        # Two separate buffers: run_chunk donates its input, and one buffer cannot be
-        # donated twice.
-        states = states.replace(params=stack(), target_params=stack())
     elif (out_dir / checkpoint.META_FILE).exists():
         raise InputError(
             f"--out {out_dir}: holds a finished checkpoint without resume state; "
             "use a new directory"
         )
-    return _train_chunks(
-        states,
-        run_chunk,
-        config,
-        out_dir,
-        meta,
-        chunks_done,
-        population,
-        progress,
-        stop_after_chunks,
-        keep_state,
+    saver = functools.partial(_save_chunk, out_dir, meta, config.num_chunks, keep_state)
+    loop = _ChunkLoop(run_chunk, config, population, progress, stop_after_chunks, on_chunk)
+    summary, states = loop.run(states, chunks_done, saver)
+    return {"out_dir": str(out_dir), **summary}, states
+
+
+def with_finetune_params(states, path: str | Path, scenario: Scenario, config: DQNConfig, mesh):
+    """Every member's online and target parameters replaced by a router checkpoint's."""
+    from jaxserve.rl.population import shard_population
+
+    params = load_finetune_params(path, scenario, config)
+    population = jax.tree.leaves(states.params)[0].shape[0]
+    stack = lambda: shard_population(
+        jax.tree.map(lambda x: jnp.array(jnp.broadcast_to(x, (population,) + x.shape)), params),
+        mesh,
     )
+    # Two separate buffers: run_chunk donates its input, and one buffer cannot be donated twice.
+    return states.replace(params=stack(), target_params=stack())
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled(scenario: Scenario, config: DQNConfig, population: int):
+def compiled_population(scenario: Scenario, config: DQNConfig, population: int):
     """Adapter, learner and jitted population functions, reused by runs of the same setup."""
     adapter = ServingAdapter(scenario, config)
     learner = make_learner(adapter, config)
@@ -207,78 +248,80 @@ def _restore_state(out_dir: Path, template, mesh):
     return shard_population(jax.tree.map(jnp.asarray, restored), mesh)
 
 
-def _train_chunks(
-    states,
-    run_chunk,
-    config,
-    out_dir,
-    meta,
-    chunks_done,
-    size,
-    progress,
-    stop_after_chunks,
-    keep_state,
-) -> dict:
-    from tqdm import tqdm
-
-    total = config.num_chunks
-    per_chunk = config.env_steps_per_chunk * size
-    bar = tqdm(
-        total=total * per_chunk,
-        initial=chunks_done * per_chunk,
-        unit="step",
-        unit_scale=True,
-        disable=not progress,
-        desc=f"train x{size}",
-        smoothing=0.3,
+def _save_chunk(out_dir, meta, total, keep_state, chunks_done, lines, states) -> None:
+    """metrics.jsonl lines and the checkpoint after a chunk."""
+    _append_jsonl(out_dir / METRICS_FILE, lines)
+    finished = chunks_done == total
+    eval_mean = [x["eval_mean"] for x in lines]
+    trees = {"policy": _policy_tree(states)}
+    if keep_state or not finished:
+        trees["state"] = states
+    checkpoint.save_checkpoint(
+        out_dir,
+        chunks_done,
+        trees,
+        {
+            **meta,
+            "chunks_done": chunks_done,
+            "num_chunks": total,
+            "best_member": int(np.argmax(eval_mean)),
+            "eval_mean": eval_mean,
+            "finished": finished,
+        },
     )
-    start = time.perf_counter()
-    last = {}
-    ran = 0
-    while chunks_done < total and (stop_after_chunks is None or ran < stop_after_chunks):
-        t0 = time.perf_counter()
-        states, metrics = run_chunk(states)
-        jax.block_until_ready(states)
-        wall_s = time.perf_counter() - t0
-        lines = _chunk_records(metrics, chunks_done, size, wall_s)
-        _append_jsonl(out_dir / METRICS_FILE, lines)
-        chunks_done, ran = chunks_done + 1, ran + 1
-        best = int(np.argmax([x["eval_mean"] for x in lines]))
-        last = {
-            "chunk_wall_s": wall_s,
-            "eval_mean": [x["eval_mean"] for x in lines],
-            "best_member": best,
+
+
+@dataclasses.dataclass
+class _ChunkLoop:
+    """Run chunks with a progress bar; after each, `save(...)` then the `on_chunk` hook."""
+
+    run_chunk: Callable
+    config: DQNConfig
+    size: int
+    progress: bool
+    stop_after_chunks: int | None
+    on_chunk: Callable[[list[dict]], None] | None
+
+    def run(self, states, chunks_done: int, save: Callable):
+        from tqdm import tqdm
+
+        total, per_chunk = self.config.num_chunks, self.config.env_steps_per_chunk * self.size
+        bar = tqdm(
+            total=total * per_chunk,
+            initial=chunks_done * per_chunk,
+            unit="step",
+            unit_scale=True,
+            disable=not self.progress,
+            desc=f"train x{self.size}",
+            smoothing=0.3,
+        )
+        start, last, ran = time.perf_counter(), {}, 0
+        while chunks_done < total and (
+            self.stop_after_chunks is None or ran < self.stop_after_chunks
+        ):
+            t0 = time.perf_counter()
+            states, metrics = self.run_chunk(states)
+            jax.block_until_ready(states)
+            wall_s = time.perf_counter() - t0
+            lines = chunk_lines(metrics, chunks_done, self.size, wall_s)
+            chunks_done, ran = chunks_done + 1, ran + 1
+            save(chunks_done, lines, states)
+            if self.on_chunk is not None:
+                self.on_chunk(lines)
+            eval_mean = [x["eval_mean"] for x in lines]
+            best = int(np.argmax(eval_mean))
+            last = {"chunk_wall_s": wall_s, "eval_mean": eval_mean, "best_member": best}
+            bar.update(per_chunk)
+            bar.set_postfix(eval=f"{eval_mean[best]:.3f}", steps_per_s=f"{per_chunk / wall_s:.0f}")
+        bar.close()
+        summary = {
+            "chunks_done": chunks_done,
+            "num_chunks": total,
+            "wall_s": time.perf_counter() - start,
+            "env_steps": chunks_done * per_chunk,
+            **last,
         }
-        finished = chunks_done == total
-        trees = {"policy": _policy_tree(states)}
-        if keep_state or not finished:
-            trees["state"] = states
-        checkpoint.save_checkpoint(
-            out_dir,
-            chunks_done,
-            trees,
-            {
-                **meta,
-                "chunks_done": chunks_done,
-                "num_chunks": total,
-                "best_member": best,
-                "eval_mean": last["eval_mean"],
-                "finished": finished,
-            },
-        )
-        bar.update(per_chunk)
-        bar.set_postfix(
-            eval=f"{lines[best]['eval_mean']:.3f}", steps_per_s=f"{per_chunk / wall_s:.0f}"
-        )
-    bar.close()
-    return {
-        "out_dir": str(out_dir),
-        "chunks_done": chunks_done,
-        "num_chunks": total,
-        "wall_s": time.perf_counter() - start,
-        "env_steps": chunks_done * per_chunk,
-        **last,
-    }
+        return summary, states
 
 
 def select_best_member(
@@ -317,4 +360,4 @@ def final_state(out_dir: str | Path, scenario: Scenario, config: DQNConfig, popu
     return checkpoint.restore_tree(out_dir, "state", template)
 
 
-__all__ = ["run_training", "final_state", "dataclasses"]
+__all__ = ["chunk_lines", "compiled_population", "final_state", "run_training", "train_routers"]

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
-from jaxserve.policies.baselines import baseline_names, make_policy
+from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.metrics import counter_metrics
@@ -138,65 +138,6 @@ def fluid_curve(scenario: Scenario, rates, mix=None) -> list[float]:
 
     peak = scenario.peak_quality(mix)
     return [fluid_upper_bound(scenario, float(r), mix)[0] / peak for r in rates]
-
-
-def _parse_rates(text: str | None, scenario: Scenario) -> np.ndarray:
-    if not text:
-        return default_rates(scenario)
-    try:
-        if ":" in text:
-            lo, hi, n = text.split(":")
-            rates = np.geomspace(float(lo), float(hi), int(n))
-        else:
-            rates = np.asarray([float(r) for r in text.split(",")])
-    except ValueError:
-        raise InputError(f"--rates {text!r}: expected R1,R2,... or LO:HI:N") from None
-    if rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
-        raise InputError(f"--rates {text!r}: expected positive finite rates")
-    return rates
-
-
-def _parse_floats(flag: str, text: str, sep: str = ",") -> list[float]:
-    try:
-        values = [float(v) for v in text.split(sep)]
-    except ValueError:
-        raise InputError(f"{flag} {text!r}: expected numbers separated by {sep!r}") from None
-    if not all(np.isfinite(values)) or min(values) <= 0 and flag == "--deadline-scales":
-        raise InputError(f"{flag} {text!r}: expected positive finite numbers")
-    return values
-
-
-def run_sweep_cli(args) -> int:
-    """`jaxserve sweep`: table (and optional JSON + plot) of the grid."""
-    import json
-
-    from jaxserve.sim.runner import resolve_policy
-    from jaxserve.sim.scenarios import get_scenario
-
-    scenario = get_scenario(args.scenario)
-    names = args.policies.split(",") if args.policies else baseline_names(scenario.model_names)
-    rates = _parse_rates(args.rates, scenario)
-    mixes = None
-    if args.mixes:
-        mixes = [_parse_floats("--mixes", m, "/") for m in args.mixes.split(";")]
-    scales = _parse_floats("--deadline-scales", args.deadline_scales)
-    env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
-    policies = [resolve_policy(n, env, scenario) for n in names]
-    result = run_sweep(
-        scenario, names, rates, mixes, scales, args.num_requests, args.seeds, policies
-    )
-    result["fluid_upper_bound_normalized"] = fluid_curve(
-        scenario, rates, mixes[0] if mixes else None
-    )
-    result["scenario"] = scenario.name
-    if args.out:
-        from jaxserve.io_utils import write_json_atomic
-        from jaxserve.plots import plot_sweep
-
-        write_json_atomic(f"{args.out}.json", result)
-        plot_sweep(result, f"{args.out}.png")
-    print(json.dumps(result) if args.json else format_sweep(result))
-    return 0
 
 
 def format_sweep(result: dict) -> str:

@@ -1,0 +1,112 @@
+"""`jaxserve sweep` and `jaxserve plot-training`: command-line arguments -> typed configs.
+
+The argparse namespaces stop here; everything below takes `SweepConfig`/paths.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from jaxserve.errors import InputError
+from jaxserve.evaluation.sweep import (
+    SweepConfig,
+    build_policies,
+    run_sweep_grid,
+    seed_means,
+    sweep_records,
+)
+from jaxserve.sim.scenarios import Scenario, get_scenario
+
+TRAINING_PLOT = "training.png"
+
+
+def parse_rates(text: str | None, scenario: Scenario) -> np.ndarray:
+    """`R1,R2,...` or `LO:HI:N` (geometric); the scenario's default grid when empty."""
+    from jaxserve.sim.sweep import default_rates
+
+    if not text:
+        return default_rates(scenario)
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            rates = np.geomspace(float(lo), float(hi), int(n))
+        else:
+            rates = np.asarray([float(r) for r in text.split(",")])
+    except ValueError:
+        raise InputError(f"--rates {text!r}: expected R1,R2,... or LO:HI:N") from None
+    if rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+        raise InputError(f"--rates {text!r}: expected positive finite rates")
+    return rates
+
+
+def parse_floats(flag: str, text: str, sep: str = ",") -> list[float]:
+    """Numbers separated by `sep`; `--deadline-scales` must be positive."""
+    try:
+        values = [float(v) for v in text.split(sep)]
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected numbers separated by {sep!r}") from None
+    if not all(np.isfinite(values)) or min(values) <= 0 and flag == "--deadline-scales":
+        raise InputError(f"{flag} {text!r}: expected positive finite numbers")
+    return values
+
+
+def sweep_config(args) -> SweepConfig:
+    """The `jaxserve sweep` arguments as a SweepConfig (scenario resolved)."""
+    from jaxserve.policies.baselines import baseline_names
+
+    scenario = get_scenario(args.scenario)
+    names = args.policies.split(",") if args.policies else baseline_names(scenario.model_names)
+    mixes = None
+    if args.mixes:
+        mixes = [parse_floats("--mixes", m, "/") for m in args.mixes.split(";")]
+    return SweepConfig(
+        scenario=scenario,
+        policies=names,
+        rates=[float(r) for r in parse_rates(args.rates, scenario)],
+        mixes=mixes,
+        deadline_scales=parse_floats("--deadline-scales", args.deadline_scales),
+        num_requests=args.num_requests,
+        seeds=args.seeds,
+    )
+
+
+def cmd_sweep(args) -> int:
+    """`jaxserve sweep`: table (or JSON); with --out, STEM.json, STEM.csv and STEM.png."""
+    from jaxserve.sim.sweep import fluid_curve, format_sweep
+
+    config = sweep_config(args)
+    scenario = config.scenario
+    per_seed, _ = run_sweep_grid(config, build_policies(list(config.policies), scenario))
+    result = seed_means(per_seed)
+    result["fluid_upper_bound_normalized"] = fluid_curve(
+        scenario, config.rates, config.mixes[0] if config.mixes else None
+    )
+    if args.out:
+        from jaxserve.io_utils import write_json_atomic
+        from jaxserve.plots import plot_sweep
+
+        write_json_atomic(f"{args.out}.json", result)
+        sweep_records(per_seed, scenario).to_csv(f"{args.out}.csv")
+        plot_sweep(result, f"{args.out}.png")
+    print(json.dumps(result) if args.json else format_sweep(result))
+    return 0
+
+
+def cmd_plot_training(args) -> int:
+    """`jaxserve plot-training RUN_DIR`: the training curves of a run as a PNG."""
+    from jaxserve.rl.plots import plot_training
+    from jaxserve.rl.trainer import METRICS_FILE
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"plot-training: run directory {run_dir}: not found")
+    metrics = run_dir / METRICS_FILE
+    if not metrics.is_file() or not metrics.read_text().strip():
+        raise InputError(f"plot-training: {metrics}: no training metrics (not a training run?)")
+    out = Path(args.out) if args.out else run_dir / TRAINING_PLOT
+    plot_training(metrics, out, label=args.label or run_dir.name)
+    print(f"training curves of {run_dir} written to {out}")
+    return 0
