@@ -15,6 +15,7 @@ from jaxserve.errors import InputError
 
 MIN_RATE, MAX_RATE = 1e-3, 1e7  # arrivals/s: gaps from 0.1 µs to ~17 min on average
 MIN_TIME_S, MAX_TIME_S = 1e-7, 1e6  # latencies, deadlines, windows, trace gaps: 0.1 µs..11.6 d
+MAX_SCALE = 1e3  # rate_scale (thinning/replication) and time_compression: at most 1000x
 MAX_SEED = 2**32 - 1  # jax.random.key takes a uint32-representable seed
 MAX_REPLICAS = 1024  # per model
 MAX_QUEUE_CAPACITY = 1 << 16  # per model
@@ -60,6 +61,7 @@ __all__ = [
     "MAX_QUEUE_CAPACITY",
     "MAX_RATE",
     "MAX_REPLICAS",
+    "MAX_SCALE",
     "MAX_SEED",
     "MAX_SLOTS",
     "MAX_TIME_S",

@@ -23,7 +23,7 @@ from flax import struct
 
 from jaxserve.data import BUILTIN_TRACES, builtin_trace
 from jaxserve.errors import InputError
-from jaxserve.limits import MAX_RATE, MAX_TIME_S, MIN_RATE, MIN_TIME_S
+from jaxserve.limits import MAX_RATE, MAX_SCALE, MAX_TIME_S, MIN_RATE, MIN_TIME_S
 from jaxserve.sim import traces
 from jaxserve.sim.types import Arrivals
 
@@ -165,7 +165,7 @@ def _check_mix_schedule(schedule) -> None:
 def _check_trace_fields(spec: WorkloadSpec) -> None:
     if spec.trace_format not in traces.TRACE_FORMATS:
         _fail("trace_format", spec.trace_format, f"one of {traces.TRACE_FORMATS}")
-    _check_real("time_compression", spec.time_compression, 0.0, True)
+    _check_real("time_compression", spec.time_compression, 1 / MAX_SCALE, False, MAX_SCALE)
     if spec.functions is not None and (
         not isinstance(spec.functions, int)
         or isinstance(spec.functions, bool)
@@ -197,7 +197,7 @@ def validate_spec(spec: WorkloadSpec) -> None:
     _check_real("mean_segment_s", spec.mean_segment_s, MIN_TIME_S, False, MAX_TIME_S)
     _check_real("spike_prob", spec.spike_prob, 0.0, False, 1.0)
     _check_real("spike_mult", spec.spike_mult, 1.0, False)
-    _check_real("rate_scale", spec.rate_scale, 0.0, True)
+    _check_real("rate_scale", spec.rate_scale, 0.0, True, MAX_SCALE)
     _check_schedule(spec)
     if spec.task_mix is not None:
         _check_mix("task_mix", spec.task_mix)
