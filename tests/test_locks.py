@@ -1,0 +1,40 @@
+"""Output-directory locks: one run per directory; a stale lock (killed owner) is taken over."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from jaxserve.errors import InputError
+from jaxserve.locks import LOCK_FILE, locked_directory
+
+
+def test_second_holder_is_refused_with_the_owner_named(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (tmp_path / LOCK_FILE).write_text(f"{holder.pid}\n")  # a live process owns it
+        with pytest.raises(InputError, match=rf"in use by another run \(pid {holder.pid}"):
+            with locked_directory(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (tmp_path / LOCK_FILE).write_text(dead.stdout)
+    with locked_directory(tmp_path) as path:
+        assert path.read_text().strip() != dead.stdout.strip()  # now ours
+    assert not (tmp_path / LOCK_FILE).exists()  # released at the end
+
+
+def test_lock_is_released_when_the_block_raises(tmp_path):
+    with pytest.raises(RuntimeError):
+        with locked_directory(tmp_path / "new"):
+            raise RuntimeError("the run failed")
+    with locked_directory(tmp_path / "new"):  # free again
+        pass
