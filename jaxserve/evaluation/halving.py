@@ -38,10 +38,12 @@ def successive_halving(
     score: Score = "eval_mean",
     min_members: int = 1,
     on_chunk: ChunkCallback | None = None,
+    reshard: bool = True,
 ) -> TrainResult:
     """Train `config`'s population in memory; after every `chunks_per_rung` chunks keep the
     better half (by `score`: a history column, higher is better, or a function of the rung's
     rows returning one score per row) until `min_members` remain; then train those to the end.
+    `reshard=False`: dropped members keep running, masked (no recompilation; no saving).
     """
     from jaxserve.rl.trainer import compiled_population, with_finetune_params
 
@@ -71,6 +73,7 @@ def successive_halving(
         to_rows,
         on_chunk,
         prepare,
+        reshard,
     )
     history = to_rows(lines)
     members = member_rows(table, history, config.seed, dropped)
@@ -90,10 +93,14 @@ def halve(
     to_rows: Callable[[list[dict]], Records] = Records,
     on_chunk: ChunkCallback | None = None,
     prepare: Callable = lambda states, mesh: states,
+    reshard: bool = True,
 ):
     """The halving loop over any learner: `make_fns(n) -> (init, run_chunk, mesh)` of a
-    population of n. Returns (final states, surviving member ids, metrics lines of every
-    chunk with original member ids, {member: chunks trained before it was dropped}).
+    population of n. Returns (final states of the survivors, surviving member ids, metrics
+    lines of every chunk with original member ids, {member: chunks trained before its drop}).
+
+    `reshard=False` keeps the dropped members in the compiled population (masked: they
+    still run, nothing recompiles) and only stops reporting them.
     """
     from jaxserve.rl.trainer import chunk_lines
 
@@ -105,13 +112,14 @@ def halve(
     init, run_chunk, mesh = make_fns(len(hparams))
     states = prepare(init(keys, stack_hparams(hparams)), mesh)
     alive, lines, dropped = list(range(len(hparams))), [], {}
+    slots = list(alive)  # where each surviving member sits in `states`
     for chunk in range(num_chunks):
         start = time.perf_counter()
         states, metrics = run_chunk(states)
         jax.block_until_ready(states)
-        chunk_metrics = chunk_lines(metrics, chunk, len(alive), time.perf_counter() - start)
-        for line in chunk_metrics:
-            line["member"] = alive[line["member"]]
+        size = states.num_env_steps.shape[0]
+        every = chunk_lines(metrics, chunk, size, time.perf_counter() - start)
+        chunk_metrics = [{**every[s], "member": m} for s, m in zip(slots, alive, strict=True)]
         lines.extend(chunk_metrics)
         rows = to_rows(chunk_metrics)
         if on_chunk is not None:
@@ -120,9 +128,12 @@ def halve(
         if rung_end and len(alive) > min_members:
             keep = _better_half(np.asarray(score(rows), np.float64), min_members)
             dropped.update({m: chunk + 1 for i, m in enumerate(alive) if i not in keep})
-            alive = [alive[i] for i in keep]
-            _, run_chunk, mesh = make_fns(len(alive))
-            states = select_members(states, keep, mesh)
+            alive, slots = [alive[i] for i in keep], [slots[i] for i in keep]
+            if reshard:
+                _, run_chunk, mesh = make_fns(len(alive))
+                states, slots = select_members(states, slots, mesh), list(range(len(alive)))
+    if slots != list(range(size)):
+        states = jax.tree.map(lambda x: x[np.asarray(slots)], states)
     return states, alive, lines, dropped
 
 

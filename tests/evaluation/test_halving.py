@@ -80,6 +80,28 @@ def test_q_value_score_keeps_the_largest_discounts(learner, fns):
     np.testing.assert_allclose(q_s0, [0.9, 0.7], atol=0.08)
 
 
+def test_masked_halving_reports_the_same_survivors(fns):
+    # Members never interact, so keeping the dropped ones running (masked, one compiled
+    # population) must give the survivors the same training as re-sharding them.
+    discounts = [0.2, 0.9, 0.5, 0.7]
+    hps = [hparams_with({"discount": d, **FAST}) for d in discounts]
+    score = lambda rows: rows.column("q_mean")
+    runs = [
+        halve(fns, member_keys(1, 4), hps, CONFIG.num_chunks, 1, score, 2, reshard=reshard)
+        for reshard in (True, False)
+    ]
+    (states_a, alive_a, lines_a, dropped_a), (states_b, alive_b, lines_b, dropped_b) = runs
+    assert alive_a == alive_b == [1, 3] and dropped_a == dropped_b
+    assert [(x["chunk"], x["member"]) for x in lines_a] == [
+        (x["chunk"], x["member"]) for x in lines_b
+    ]
+    for a, b in zip(lines_a, lines_b, strict=True):
+        np.testing.assert_allclose(a["q_mean"], b["q_mean"], rtol=1e-5)
+    params_a, params_b = jax.tree.leaves(states_a.params), jax.tree.leaves(states_b.params)
+    for a, b in zip(params_a, params_b, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
 def test_bad_arguments(fns):
     from jaxserve.errors import InputError
 
