@@ -7,47 +7,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import sys
 
+from jaxserve import __version__
+from jaxserve.argtypes import positive_int, rate, seconds, seed
 from jaxserve.errors import InputError
 from jaxserve.host import configure_cpu_devices
+from jaxserve.io_utils import check_output
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that went away
+_DIRECTORY_OUT = ("train",)  # commands whose --out is a directory (the others: a file/stem)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message instead of usage + message."""
+    """argparse with a one-line error message instead of usage + message, defaults in --help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
-        raise InputError(f"{self.prog}: {message}")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive finite rate (arrivals/s)")
-    return value
+        command = self.prog.removeprefix("jaxserve").strip()  # main() prints "jaxserve: error:"
+        raise InputError(f"{command}: {message}" if command else message)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scenario",
         default="opt-a100x4",
-        help="built-in scenario name or TOML file (default: opt-a100x4)",
+        help="built-in scenario name or TOML file",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -60,12 +50,15 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
         "trace:name=azure_llm_2023_code (a shipped trace) or "
         "trace:trace_path=FILE,trace_format=maf2019 (default: the scenario's)",
     )
-    p.add_argument("--rate", type=_rate, default=None, help="arrival rate, arrivals/s")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--rate", type=rate, default=None, help="arrival rate, arrivals/s (None: the workload's)"
+    )
+    p.add_argument("--seed", type=seed, default=0, help="PRNG seed of the workload and the run")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxserve", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"jaxserve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("simulate", help="one evaluation run; prints the docs/spec.md §4 metrics")
@@ -77,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="static:K | static:MODEL | random | round-robin | jsq | greedy | lp | "
         "checkpoint directory",
     )
-    p.add_argument("--num-requests", type=_positive_int, default=20_000)
-    p.add_argument("--window-s", type=_rate, default=None, help="window of windowed metrics")
+    p.add_argument(
+        "--num-requests", type=positive_int, default=20_000, help="arrivals in the episode"
+    )
+    p.add_argument("--window-s", type=seconds, default=None, help="window of windowed metrics, s")
 
     p = sub.add_parser("sweep", help="policy x rate x mix x deadline grid in one vmapped call")
     _add_common(p)
@@ -101,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="1",
         help="comma-separated factors applied to every task deadline",
     )
-    p.add_argument("--num-requests", type=_positive_int, default=4000)
-    p.add_argument("--seeds", type=_positive_int, default=4)
+    p.add_argument(
+        "--num-requests", type=positive_int, default=4000, help="arrivals per simulation"
+    )
+    p.add_argument("--seeds", type=positive_int, default=4, help="workload seeds per grid point")
     p.add_argument(
         "--out", default=None, help="write STEM.json, STEM.csv (a row per point and seed), STEM.png"
     )
@@ -114,16 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="OPT preset (opt-125m, tiny, ...; random weights), HF directory, or "
         "jaxserve OPT checkpoint",
     )
-    p.add_argument("--prompt-tokens", type=_positive_int, default=128)
+    p.add_argument(
+        "--prompt-tokens", type=positive_int, default=128, help="tokens per request's prompt"
+    )
     p.add_argument(
         "--gen-tokens",
         type=int,
         default=0,
         help="generated tokens per request (0 = prompt scoring only)",
     )
-    p.add_argument("--batch-sizes", default="1,2,4,8")
-    p.add_argument("--repeats", type=_positive_int, default=5)
-    p.add_argument("--warmup", type=_positive_int, default=1)
+    p.add_argument("--batch-sizes", default="1,2,4,8", help="comma-separated batch sizes")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed calls per batch size")
+    p.add_argument(
+        "--warmup", type=positive_int, default=1, help="untimed calls per batch size first"
+    )
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     p.add_argument(
         "--call",
@@ -140,11 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cpu-threads",
         default="all",
-        help="XLA CPU threads per call: all (default) | 1 (steady timings on a shared host; "
+        help="XLA CPU threads per call: all | 1 (steady timings on a shared host; "
         "how the cpu-demo profiles were measured)",
     )
     p.add_argument("--out", default=None, help="write the profile JSON (scenario format) here")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the profile as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     p = sub.add_parser("serve", help="end-to-end run: workload -> router -> real Flax OPT models")
     _add_common(p)
@@ -170,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="throughput numbers (docs/spec.md §9) as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
-    p.add_argument("--envs", type=_positive_int, default=4096)
-    p.add_argument("--steps", type=_positive_int, default=256)
+    p.add_argument("--envs", type=positive_int, default=4096, help="vmapped simulator lanes")
+    p.add_argument(
+        "--steps", type=positive_int, default=256, help="decisions per lane per timed call"
+    )
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.add_argument(
         "--sections",
@@ -188,14 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun experiments that are up to date")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI smoke test)")
     p.add_argument("--docs-dir", default=None, help="write outputs here instead of docs/")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "out", None):  # before any work: a run never ends unable to write
+            check_output(args.out, directory=args.command in _DIRECTORY_OUT)
         if args.command not in _OWN_DEVICES:
             configure_cpu_devices()
         return _COMMANDS[args.command](args)
@@ -205,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jaxserve: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`jaxserve ... | head`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return EXIT_BROKEN_PIPE
 
 
 def _cmd_simulate(args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jaxserve.cli import main
+import jaxserve
+from jaxserve.cli import build_parser, main
+from jaxserve.errors import InputError
 
 SIMULATE_KEYS = {
     "performance",
@@ -70,6 +73,17 @@ BAD_ARGS = [
     (["sweep", "--mixes", "0.5/0.5"], "--mixes"),
     (["sweep", "--deadline-scales", "0"], "--deadline-scales"),
     (["bench", "--sections", "gpu"], "--sections"),
+    (["simulate", "--rate", "1e30"], "--rate"),
+    (["simulate", "--num-requests", "99999999999999"], "GiB"),  # checked before allocating
+    (["simulate", "--num-requests", "1000000000"], "GiB"),
+    (["simulate", "--rate", "1e-30"], "--rate"),
+    (["simulate", "--seed", "99999999999999999999999"], "--seed"),
+    (["simulate", "--seed", "-1"], "--seed"),
+    (["simulate", "--window-s", "1e300"], "--window-s"),
+    (["evaluate", "--checkpoint", "checkpoints/opt-a100x4-hard", "--seeds", "-2"], "--seeds"),
+    (["evaluate", "--checkpoint", "checkpoints/opt-a100x4-hard", "--seeds", "0"], "--seeds"),
+    (["evaluate", "--checkpoint", "x", "--num-requests", "0"], "--num-requests"),
+    (["train", "--out", "x", "--seed", "1e99"], "--seed"),
     (["frobnicate"], "frobnicate"),
 ]
 
@@ -140,3 +154,108 @@ def test_cpu_devices_are_set_for_every_command_but_serve_and_profile(monkeypatch
     monkeypatch.setattr(cli, "configure_cpu_devices", lambda: calls.append(argv[0]))
     assert main(argv) == 2  # each fails on its bad argument, after the device decision
     assert calls == ([argv[0]] if configures else [])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"jaxserve {jaxserve.__version__}"
+
+
+def _subparsers():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_flag_has_help_text():
+    missing = [
+        f"{name} {a.option_strings or a.dest}"
+        for name, sub in _subparsers().items()
+        for a in sub._actions
+        if not (a.help or "").strip()
+    ]
+    assert not missing, missing
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: opt-a100x4)" in out and "(default: 20000)" in out
+
+
+def test_errors_name_the_command_once(capsys):
+    assert main(["simulate", "--num-requests", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxserve: error: simulate: argument --num-requests")
+    assert err.count("jaxserve") == 1
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary", "not UTF-8"),
+        (
+            b'name = "x"\n[[models]]\nname = "m"\nreplicas = 100000000\nlatency_s = [0.1]\n'
+            b'[[tasks]]\nname = "t"\ndeadline_s = 0.5\nquality = [0.5]\n',
+            "replicas = 100000000",
+        ),
+    ],
+    ids=["binary", "huge-replicas"],
+)
+def test_bad_scenario_files_are_one_line(tmp_path, capsys, content, needle):
+    path = tmp_path / "scenario.toml"
+    path.write_bytes(content)
+    assert main(["simulate", "--scenario", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+
+
+@pytest.mark.parametrize("far", ["1e300", "1e39"])
+def test_trace_with_a_gap_beyond_the_clock_is_one_line(tmp_path, capsys, far):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(f"TIMESTAMP,ContextTokens,GeneratedTokens\n0,1,1\n{far},1,1\n")
+    workload = f"trace:trace_path={trace},trace_format=timestamps"
+    assert main(["simulate", "--workload", workload]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected gaps of at most" in err, err
+
+
+def test_a_reader_that_goes_away_ends_quietly():
+    """`jaxserve simulate --json | head -c 0`: no BrokenPipeError traceback, exit 141."""
+    cmd = [sys.executable, "-m", "jaxserve.cli", "simulate", "--num-requests", "200", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before anything is printed
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141 and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("command", ["sweep", "evaluate", "profile"])
+def test_an_unwritable_out_fails_before_any_work(tmp_path, capsys, command):
+    blocker = tmp_path / "file"
+    blocker.write_text("a regular file, not a folder")
+    extra = {"evaluate": ["--checkpoint", "x"], "profile": ["--model", "tiny"]}.get(command, [])
+    assert main([command, *extra, "--out", str(blocker / "sub" / "result")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a file, not a directory" in err, err
+
+
+def test_train_out_must_be_a_directory(tmp_path, capsys):
+    existing = tmp_path / "file"
+    existing.write_text("x")
+    assert main(["train", "--out", str(existing)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_results_are_printed_when_the_write_fails(tmp_path, capsys, monkeypatch):
+    from jaxserve import io_utils
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io_utils, "write_json_atomic", full_disk)
+    with pytest.raises(InputError, match="No space left.*results are on stdout instead"):
+        io_utils.write_json_or_print(tmp_path / "r.json", {"performance": 0.5})
+    assert json.loads(capsys.readouterr().out) == {"performance": 0.5}

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 
+from jaxserve.argtypes import positive_int, rate, seed
 from jaxserve.errors import InputError
 from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_WORKLOADS, DQNConfig
 
@@ -16,9 +17,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="checkpoint directory (resumes if it holds an unfinished run of the same arguments)",
     )
-    p.add_argument("--steps", type=int, default=1_200_000, help="env steps per router")
-    p.add_argument("--seeds", type=int, default=1, help="routers trained in parallel")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=1_200_000, help="env steps per router")
+    p.add_argument("--seeds", type=positive_int, default=1, help="routers trained in parallel")
+    p.add_argument("--seed", type=seed, default=0, help="PRNG seed of the population")
     p.add_argument("--finetune-from", default=None, help="router checkpoint to start from")
     p.add_argument(
         "--deadline-kind",
@@ -48,18 +49,45 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="write TensorBoard scalars to this directory (extra: jaxserve[tensorboard])",
     )
-    p.add_argument("--credit", choices=CREDITS, default="decision")
-    p.add_argument("--train-workload", choices=TRAIN_WORKLOADS, default="loguniform")
-    p.add_argument("--num-envs", type=int, default=None)
-    p.add_argument("--episode-length", type=int, default=None)
-    p.add_argument("--episodes-per-chunk", type=int, default=None)
+    p.add_argument(
+        "--credit",
+        choices=CREDITS,
+        default="decision",
+        help="decision: each request's utility credited to the decision that routed it; "
+        "completion: utilities resolved between two decisions credited to the first",
+    )
+    p.add_argument(
+        "--train-workload",
+        choices=TRAIN_WORKLOADS,
+        default="loguniform",
+        help="training arrivals: Poisson at a log-uniform rate per episode, or the "
+        "unpredictable workload",
+    )
+    p.add_argument(
+        "--num-envs",
+        type=positive_int,
+        default=None,
+        help="vmapped envs per router (None: config's)",
+    )
+    p.add_argument(
+        "--episode-length",
+        type=positive_int,
+        default=None,
+        help="arrivals per episode (None: config's)",
+    )
+    p.add_argument(
+        "--episodes-per-chunk",
+        type=positive_int,
+        default=None,
+        help="episodes between checkpoints (None: config's)",
+    )
     p.add_argument("--hidden", default=None, help="hidden widths, e.g. 256,256")
     p.add_argument(
         "--keep-state",
         action="store_true",
         help="keep the full learner state (replay included) after finishing",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,10 +99,12 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
         help="one workload (KIND[:field=value,...]); default: the Poisson rate grid "
         "and the 'unpredictable' workload",
     )
-    p.add_argument("--rate", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-requests", type=int, default=None)
-    p.add_argument("--seeds", type=int, default=4, help="episodes per Poisson grid point")
+    p.add_argument("--rate", type=rate, default=None, help="arrival rate of --workload")
+    p.add_argument("--seed", type=seed, default=0, help="PRNG seed of the workload")
+    p.add_argument(
+        "--num-requests", type=positive_int, default=None, help="arrivals per run (None: by mode)"
+    )
+    p.add_argument("--seeds", type=positive_int, default=4, help="episodes per Poisson grid point")
     p.add_argument("--quick", action="store_true", help="smaller runs (smoke tests)")
     p.add_argument("--out", default=None, help="write STEM.json and STEM-*.png")
 
@@ -240,12 +270,12 @@ def cmd_evaluate(args) -> int:
         )
         result.update(poisson=poisson, unpredictable=unpred)
         text = ev.format_poisson(poisson) + "\n\n" + ev.format_unpredictable(unpred)
+    print(json.dumps(result) if args.json else text, flush=True)  # before a write can fail
     if args.out:
-        from jaxserve.io_utils import write_json_atomic
+        from jaxserve.io_utils import write_json_or_print
 
-        write_json_atomic(f"{args.out}.json", result)
+        write_json_or_print(f"{args.out}.json", result, printed=True)
         ev.plot_evaluation(result, args.out)
-    print(json.dumps(result) if args.json else text)
     return 0
 
 

@@ -38,7 +38,7 @@ def unpredictable_spec(scenario: Scenario) -> WorkloadSpec:
 
 
 def _policies(path, scenario: Scenario):
-    names = baseline_names(scenario.num_models)
+    names = baseline_names(scenario.model_names)
     return [ROUTER] + names, [load_learned_policy(path, scenario)] + names
 
 
@@ -141,7 +141,7 @@ def format_poisson(result: dict) -> str:
     lines = [
         "normalised performance on stationary Poisson (rate in req/s); last column: mean "
         "over rates of performance / fluid bound",
-        f"{'policy':<14}" + "".join(f"{r:>8.0f}" for r in rates) + f"{'/bound':>9}",
+        f"{'policy':<18}" + "".join(f"{r:>8.0f}" for r in rates) + f"{'/bound':>9}",
     ]
     for name, perf, frac in zip(
         result["policies"],
@@ -149,9 +149,9 @@ def format_poisson(result: dict) -> str:
         result["fraction_of_bound_mean"],
         strict=True,
     ):
-        lines.append(f"{name:<14}" + "".join(f"{v:>8.3f}" for v in perf) + f"{frac:>9.3f}")
+        lines.append(f"{name:<18}" + "".join(f"{v:>8.3f}" for v in perf) + f"{frac:>9.3f}")
     lines.append(
-        f"{'fluid bound':<14}"
+        f"{'fluid bound':<18}"
         + "".join(f"{v:>8.3f}" for v in result["fluid_upper_bound_normalized"])
     )
     return "\n".join(lines)
@@ -161,7 +161,7 @@ def format_unpredictable(result: dict) -> str:
     lines = ["unpredictable workload: normalised performance, availability, time above 96%/98%"]
     for name, r in result["runs"].items():
         lines.append(
-            f"{name:<14}{r['normalized_performance']:>8.3f}{r['availability']:>8.3f}"
+            f"{name:<18}{r['normalized_performance']:>8.3f}{r['availability']:>8.3f}"
             f"{r['time_above_96']:>8.3f}{r['time_above_98']:>8.3f}"
         )
     for name, ratio in result["router_vs_static"].items():
