@@ -38,3 +38,18 @@ def test_lock_is_released_when_the_block_raises(tmp_path):
             raise RuntimeError("the run failed")
     with locked_directory(tmp_path / "new"):  # free again
         pass
+
+
+def test_a_second_train_on_the_same_out_exits_2(tmp_path, capsys):
+    from jaxserve.cli import main
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (tmp_path / LOCK_FILE).write_text(f"{holder.pid}\n")  # a first run is training here
+        assert main(["train", "--out", str(tmp_path), "--steps", "1000", "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"pid {holder.pid}" in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()

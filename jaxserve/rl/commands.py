@@ -162,6 +162,7 @@ def cmd_train(args) -> int:
     """Train; print a summary (JSON with --json); write DIR/members.csv."""
     from jaxserve.evaluation import TrainConfig, parse_search, train
     from jaxserve.evaluation.chunk_log import chain
+    from jaxserve.locks import locked_directory
 
     if args.seeds < 1 or args.steps < 1 or args.samples < 1:
         raise InputError(
@@ -180,18 +181,20 @@ def cmd_train(args) -> int:
         seed=args.seed,
         finetune_from=args.finetune_from,
     )
-    loggers = chunk_loggers(args)
-    try:
-        result = train(
-            config,
-            args.out,
-            chain(loggers),
-            progress=not args.no_progress,
-            keep_state=args.keep_state,
-        )
-    finally:
-        for logger in loggers:
-            getattr(logger, "close", lambda: None)()
+    # Two runs on one --out would overwrite each other's checkpoints: the second exits 2.
+    with locked_directory(args.out):
+        loggers = chunk_loggers(args)
+        try:
+            result = train(
+                config,
+                args.out,
+                chain(loggers),
+                progress=not args.no_progress,
+                keep_state=args.keep_state,
+            )
+        finally:
+            for logger in loggers:
+                getattr(logger, "close", lambda: None)()
     summary = result.summary
     if args.search and summary["chunks_done"] == summary["num_chunks"]:
         from jaxserve.rl.trainer import select_best_member
