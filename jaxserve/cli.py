@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="semicolon-separated task mixes, each slash-separated (default: the scenario's)",
     )
     p.add_argument(
+        "--workload",
+        default=None,
+        help="any workload simulate accepts (KIND[:field=value,...], e.g. gamma:cv=4, "
+        "unpredictable, trace:name=azure_llm_2023_code); each --rates entry is its long-run "
+        "mean rate. None: Poisson",
+    )
+    p.add_argument(
         "--deadline-scales",
         default="1",
         help="comma-separated factors applied to every task deadline",

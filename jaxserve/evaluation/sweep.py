@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxserve.evaluation.records import Records, flatten_row
 from jaxserve.sim.scenarios import Scenario, get_scenario
+from jaxserve.sim.workloads import WorkloadSpec
 
 # Keys of a `run_sweep` result that describe the grid rather than hold a metric.
 GRID_KEYS = ("policies", "rates", "mixes", "deadline_scales", "seeds", "num_requests", "wall_s")
@@ -25,7 +26,10 @@ class SweepConfig:
 
     `policies`: baseline names (`greedy`, `static:2`, ...) or router checkpoint directories;
     None = every baseline. `rates`: arrivals/s; None = 1/30 .. 3x the scenario's on-time
-    capacity, 16 points. `mixes`: task-mix probabilities; None = the scenario's own.
+    capacity, 16 points. `mixes`: task-mix probabilities; None = the scenario's own (or
+    the workload's mix schedule). `workload`: a `WorkloadSpec` or a CLI string such as
+    `unpredictable` or `trace:name=azure_llm_2023_code`; None = Poisson. For every kind a
+    grid rate is the workload's long-run mean rate (others keep their shape over time).
     """
 
     scenario: str | Scenario = "opt-a100x4"
@@ -35,6 +39,20 @@ class SweepConfig:
     deadline_scales: Sequence[float] = (1.0,)
     num_requests: int = 4000
     seeds: int = 4
+    workload: str | WorkloadSpec | None = None
+
+
+def resolve_workload(workload: str | WorkloadSpec | None, scenario: Scenario) -> WorkloadSpec:
+    """A WorkloadSpec from a spec, a CLI string (on the scenario's workload) or None (Poisson)."""
+    from jaxserve.sim.runner import parse_workload
+
+    if workload is None:
+        return WorkloadSpec(kind="poisson")
+    return (
+        workload
+        if isinstance(workload, WorkloadSpec)
+        else parse_workload(workload, scenario.workload)
+    )
 
 
 def resolve_scenario(scenario: str | Scenario) -> Scenario:
@@ -65,6 +83,7 @@ def run_sweep_grid(config: SweepConfig, policies: list | None = None) -> tuple[d
         config.seeds,
         policies,
         per_seed=True,
+        workload=resolve_workload(config.workload, scenario),
     )
     result["scenario"] = scenario.name
     return result, scenario

@@ -11,13 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
+from jaxserve.limits import check_memory
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.metrics import counter_metrics
 from jaxserve.sim.rollout import counter_rollouts
 from jaxserve.sim.scenarios import Scenario
-from jaxserve.sim.workloads import WorkloadSpec, make_workload
+from jaxserve.sim.workloads import WorkloadSpec, load_spec_trace, make_workload, mean_rate
 
 
 def make_switch_policy(policies: list):
@@ -54,15 +55,23 @@ def run_sweep(
     seeds: int = 4,
     policies: list | None = None,
     per_seed: bool = False,
+    workload: WorkloadSpec | None = None,
 ) -> dict:
     """Evaluate every grid point (policy, rate, mix, deadline scale, seed) in one call.
 
     Returns per-point aggregate metrics averaged over seeds, with the grid axes; with
-    `per_seed` each metric keeps the seed axis, (P, R, M, D, S, ...).
+    `per_seed` each metric keeps the seed axis, (P, R, M, D, S, ...). `workload`: any kind
+    (default Poisson); each grid rate is its long-run mean rate (`rescaled`).
     """
+    workload = WorkloadSpec(kind="poisson") if workload is None else workload
+    if workload.kind == "trace":  # a replay is never longer than its trace
+        num_requests = min(num_requests, load_spec_trace(workload).num_arrivals)
+    lanes = len(policy_names) * len(rates) * len(mixes or [0]) * len(deadline_scales) * seeds
+    check_memory(f"sweep: {lanes:,} runs x {num_requests:,} requests", lanes * num_requests * 32)
     env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
     if policies is None:
         policies = [make_policy(name, env, scenario) for name in policy_names]
+    given_mixes = mixes
     mixes = [tuple(scenario.task_mix())] if mixes is None else [tuple(m) for m in mixes]
     for m in mixes:
         if len(m) != scenario.num_tasks or abs(sum(m) - 1) > 1e-6 or min(m) < 0:
@@ -71,16 +80,17 @@ def run_sweep(
                 "probabilities summing to 1"
             )
     base = scenario.sim_params()
-    wparams, generate = make_workload(
-        WorkloadSpec(kind="poisson"), scenario.num_tasks, num_requests
-    )
+    wparams, generate = make_workload(workload, scenario.num_tasks, num_requests)
+    keep_mix = given_mixes is None and workload.mix_schedule is not None
+    at_rate = rescaled(workload, wparams)
     switch = make_switch_policy(policies)
 
     def setup(rate, mix, deadline_scale, seed):
         # Common random numbers: every grid point with the same seed sees the same arrivals.
         key = jax.random.fold_in(jax.random.key(0), seed)
         key_workload, key_run = jax.random.split(key)
-        arrivals = generate(key_workload, wparams.replace(rate=rate, mix_probs=mix[None, :]))
+        p = at_rate(rate)
+        arrivals = generate(key_workload, p if keep_mix else p.replace(mix_probs=mix[None, :]))
         return key_run, base.replace(deadline_s=base.deadline_s * deadline_scale), arrivals
 
     def run_all(policy_index, rate, mix, deadline_scale, seed):
@@ -130,6 +140,18 @@ def run_sweep(
         "decisions": len(grid) * num_requests,
         **{k: v.tolist() for k, v in out.items()},
     }
+
+
+def rescaled(spec: WorkloadSpec, wparams):
+    """`rate -> params` of `spec` at that long-run mean rate (vmappable over the rate).
+
+    Poisson and gamma set their rate; other kinds scale every rate (a trace: every gap)
+    through the `rate_scale` leaf, so their shape over time is kept.
+    """
+    if spec.kind in ("poisson", "gamma"):
+        return lambda rate: wparams.replace(rate=rate)
+    base_rate = mean_rate(spec)
+    return lambda rate: wparams.replace(rate_scale=wparams.rate_scale * rate / base_rate)
 
 
 def fluid_curve(scenario: Scenario, rates, mix=None) -> list[float]:
