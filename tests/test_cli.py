@@ -259,3 +259,18 @@ def test_results_are_printed_when_the_write_fails(tmp_path, capsys, monkeypatch)
     with pytest.raises(InputError, match="No space left.*results are on stdout instead"):
         io_utils.write_json_or_print(tmp_path / "r.json", {"performance": 0.5})
     assert json.loads(capsys.readouterr().out) == {"performance": 0.5}
+
+
+def test_evaluate_on_one_workload_with_progress(tmp_path, capsys):
+    """The shipped router and every baseline on one Poisson rate; a bar over the 9 runs."""
+    out = tmp_path / "eval"
+    router = Path(__file__).resolve().parents[1] / "checkpoints" / "opt-a100x4-hard"
+    argv = ["evaluate", "--checkpoint", str(router), "--rate", "200",
+            "--num-requests", "200", "--json", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert json.loads((tmp_path / "eval.json").read_text()) == printed
+    names = list(printed["workload"])
+    assert names[0] == "router" and "static:opt-6.7b" in names and len(names) == 9
+    assert "9/9" in captured.err  # the progress bar counted every run

@@ -107,6 +107,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=positive_int, default=4, help="episodes per Poisson grid point")
     p.add_argument("--quick", action="store_true", help="smaller runs (smoke tests)")
     p.add_argument("--out", default=None, help="write STEM.json and STEM-*.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def parse_assignments(text: str, flag: str) -> dict:
@@ -247,6 +248,7 @@ def _format_summary(s: dict) -> str:
 
 def cmd_evaluate(args) -> int:
     """Router vs baselines: tables (or JSON), optional JSON + plots."""
+    from jaxserve.progress import progress_bar
     from jaxserve.rl import evaluate as ev
     from jaxserve.rl.policy import load_checkpoint_scenario
     from jaxserve.sim.runner import parse_workload
@@ -256,23 +258,31 @@ def cmd_evaluate(args) -> int:
         get_scenario(args.scenario) if args.scenario else load_checkpoint_scenario(args.checkpoint)
     )
     result = {"checkpoint": args.checkpoint, "scenario": scenario.name}
-    if args.workload or args.rate:
-        spec = parse_workload(args.workload, scenario.workload, args.rate)
-        runs = ev.workload_comparison(
-            args.checkpoint, scenario, spec, args.num_requests or 20_000, args.seed
-        )
-        result["workload"] = runs
-        text = _format_workload(runs)
-    else:
-        n = args.num_requests or (1000 if args.quick else 4000)
-        poisson = ev.poisson_comparison(
-            args.checkpoint, scenario, num_requests=n, seeds=1 if args.quick else args.seeds
-        )
-        unpred = ev.unpredictable_comparison(
-            args.checkpoint, scenario, num_requests=5000 if args.quick else 200_000, seed=args.seed
-        )
-        result.update(poisson=poisson, unpredictable=unpred)
-        text = ev.format_poisson(poisson) + "\n\n" + ev.format_unpredictable(unpred)
+    one_workload = bool(args.workload or args.rate)
+    runs = len(ev.policy_names(scenario)) + (0 if one_workload else 1)  # + the Poisson sweep
+    with progress_bar(runs, "evaluate", "run", not args.no_progress) as bar:
+        if one_workload:
+            spec = parse_workload(args.workload, scenario.workload, args.rate)
+            runs = ev.workload_comparison(
+                args.checkpoint, scenario, spec, args.num_requests or 20_000, args.seed, bar.update
+            )
+            result["workload"] = runs
+            text = _format_workload(runs)
+        else:
+            n = args.num_requests or (1000 if args.quick else 4000)
+            poisson = ev.poisson_comparison(
+                args.checkpoint, scenario, num_requests=n, seeds=1 if args.quick else args.seeds
+            )
+            bar.update(1)
+            unpred = ev.unpredictable_comparison(
+                args.checkpoint,
+                scenario,
+                num_requests=5000 if args.quick else 200_000,
+                seed=args.seed,
+                on_run=bar.update,
+            )
+            result.update(poisson=poisson, unpredictable=unpred)
+            text = ev.format_poisson(poisson) + "\n\n" + ev.format_unpredictable(unpred)
     print(json.dumps(result) if args.json else text, flush=True)  # before a write can fail
     if args.out:
         from jaxserve.io_utils import write_json_or_print
@@ -284,7 +294,7 @@ def cmd_evaluate(args) -> int:
 
 def _format_workload(runs: dict) -> str:
     keys = ("normalized_performance", "availability", "time_above_96", "time_above_98")
-    lines = [f"{'policy':<14}" + "".join(f"{k[:14]:>16}" for k in keys)]
+    lines = [f"{'policy':<18}" + "".join(f"{k[:14]:>16}" for k in keys)]
     for name, r in runs.items():
-        lines.append(f"{name:<14}" + "".join(f"{r[k]:>16.4f}" for k in keys))
+        lines.append(f"{name:<18}" + "".join(f"{r[k]:>16.4f}" for k in keys))
     return "\n".join(lines)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
 from jaxserve.policies.baselines import baseline_names
+from jaxserve.progress import no_progress
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.rl.policy import load_learned_policy
 from jaxserve.sim.metrics import max_sustainable_rate, time_above_ratio
@@ -35,6 +37,11 @@ def unpredictable_spec(scenario: Scenario) -> WorkloadSpec:
         spike_prob=0.1,
         spike_mult=3.0,
     )
+
+
+def policy_names(scenario: Scenario) -> list[str]:
+    """The router, then every baseline: the rows of every comparison."""
+    return [ROUTER] + baseline_names(scenario.model_names)
 
 
 def _policies(path, scenario: Scenario):
@@ -95,13 +102,18 @@ def unpredictable_comparison(
     num_requests: int = 200_000,
     seed: int = 0,
     spec: WorkloadSpec | None = None,
+    on_run: Callable[[int], None] = no_progress,
 ) -> dict:
-    """Time above 96/98% of peak per policy on the unpredictable workload; router ratios."""
+    """Time above 96/98% of peak per policy on the unpredictable workload; router ratios.
+
+    `on_run(1)` after each policy's run (progress).
+    """
     spec = spec or unpredictable_spec(scenario)
     names, policies = _policies(path, scenario)
     runs = {}
     for name, policy in zip(names, policies, strict=True):
         r = simulate(scenario, policy, spec, num_requests, seed, policy_name=name)
+        on_run(1)
         runs[name] = {
             k: r[k]
             for k in ("normalized_performance", "availability", "time_above_96", "time_above_98")
@@ -125,14 +137,20 @@ def unpredictable_comparison(
 
 
 def workload_comparison(
-    path, scenario: Scenario, spec: WorkloadSpec, num_requests: int, seed: int
+    path,
+    scenario: Scenario,
+    spec: WorkloadSpec,
+    num_requests: int,
+    seed: int,
+    on_run: Callable[[int], None] = no_progress,
 ) -> dict:
-    """Every docs/spec.md §4 metric per policy on one chosen workload."""
+    """Every docs/spec.md §4 metric per policy on one chosen workload; `on_run(1)` per run."""
     names, policies = _policies(path, scenario)
-    return {
-        name: simulate(scenario, policy, spec, num_requests, seed, policy_name=name)
-        for name, policy in zip(names, policies, strict=True)
-    }
+    runs = {}
+    for name, policy in zip(names, policies, strict=True):
+        runs[name] = simulate(scenario, policy, spec, num_requests, seed, policy_name=name)
+        on_run(1)
+    return runs
 
 
 def format_poisson(result: dict) -> str:
