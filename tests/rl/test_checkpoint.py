@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import chex
@@ -149,3 +151,18 @@ def test_not_a_checkpoint(tmp_path, scenario):
     with pytest.raises(InputError, match="no checkpoint.json"):
         load_learned_policy(tmp_path, scenario)
     assert Path(tmp_path).is_dir()
+
+
+def test_truncated_checkpoint_in_a_fresh_process_is_exactly_one_line(uninterrupted, tmp_path):
+    """Orbax/asyncio teardown noise ("Event loop is closed") must never follow the error line:
+    only a separate process shows what reaches stderr at interpreter exit."""
+    out, _ = uninterrupted
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    for path in (bad / checkpoint.read_metadata(bad)["path"]).rglob("*"):
+        if path.is_file() and path.stat().st_size > 100:
+            path.write_bytes(path.read_bytes()[:7])
+    cmd = [sys.executable, "-m", "jaxserve.cli", "simulate", "--policy", str(bad)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "checkpoint" in proc.stderr, proc.stderr
