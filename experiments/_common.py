@@ -131,10 +131,7 @@ def workload_runs(
 
     Same keys as `runner.simulate(seed=...)`, so a single run there reproduces a row here.
     """
-    config = dataclasses.replace(scenario.sim_config(), emit_records=True)
-    if spec.deadline_schedule is not None:
-        config = dataclasses.replace(config, fifo_deadlines=False)
-    env = ServingEnv(config)
+    env = ServingEnv(scenario.sim_config(spec, emit_records=True))
     policies = resolve_policies(scenario, env, named)
     switch = make_switch_policy(policies)
     if spec.kind == "trace":
@@ -325,10 +322,7 @@ def scale_sweep(
     from jaxserve.sim.metrics import counter_metrics
     from jaxserve.sim.rollout import counter_rollout
 
-    config = dataclasses.replace(scenario.sim_config(), emit_records=False)
-    if spec.deadline_schedule is not None:
-        config = dataclasses.replace(config, fifo_deadlines=False)
-    env = ServingEnv(config)
+    env = ServingEnv(scenario.sim_config(spec, emit_records=False))
     switch = make_switch_policy(resolve_policies(scenario, env, named))
     wparams, generate = make_workload(spec, scenario.num_tasks, num_requests)
     params = scenario.sim_params()

@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             check_output(args.out, directory=args.command in _DIRECTORY_OUT)
         if args.command not in _OWN_DEVICES:
             configure_cpu_devices()
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that left shows here, inside the handler below
+        return code
     except InputError as err:
         print(f"jaxserve: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

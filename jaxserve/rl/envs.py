@@ -41,11 +41,7 @@ class ServingAdapter:
         self.scenario, self.config = scenario, config
         emit = config.credit == "decision"
         self.observe_deadline = bool(config.deadline_factors)
-        sim_config = scenario.sim_config()
-        if self.observe_deadline:  # per-request deadlines: FIFO order is no longer deadline order
-            sim_config = dataclasses.replace(
-                sim_config, observe_deadline=True, fifo_deadlines=False
-            )
+        sim_config = scenario.sim_config(observe_deadline=self.observe_deadline)
         self.env = ServingEnv(dataclasses.replace(sim_config, emit_records=emit))
         self.eval_env = make_env(dataclasses.replace(sim_config, emit_records=False))
         self.params = scenario.sim_params()

@@ -128,10 +128,7 @@ def simulate(
     policy_name: str = "",
 ) -> dict:
     """Run one evaluation episode and return every docs/spec.md §4 metric (JSON-ready)."""
-    config = dataclasses.replace(scenario.sim_config(), emit_records=True)
-    if workload.deadline_schedule is not None:  # deadline order is no longer FIFO order
-        config = dataclasses.replace(config, fifo_deadlines=False)
-    env = ServingEnv(config)
+    env = ServingEnv(scenario.sim_config(workload, emit_records=True))
     params = scenario.sim_params()
     if isinstance(policy, str):
         policy_name, policy = policy, resolve_policy(policy, env, scenario)

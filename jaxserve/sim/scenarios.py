@@ -167,9 +167,16 @@ class Scenario:
     def max_batch(self) -> tuple[int, ...]:
         return tuple(len(lat) for lat in self.latency_s)
 
-    def sim_config(self) -> SimConfig:
-        """Static simulator config (shapes and code paths)."""
-        return SimConfig(
+    def sim_config(self, workload: WorkloadSpec | None = None, **overrides) -> SimConfig:
+        """Static simulator config (shapes and code paths) for running `workload`.
+
+        `workload`: the one the config will run (default: the scenario's own); it decides
+        whether deadline order is FIFO order (`fifo_deadlines`). `overrides`: other
+        SimConfig fields (`emit_records=...`, `observe_deadline=...`).
+        """
+        observe_deadline = overrides.get("observe_deadline", False)
+        fifo = fifo_deadlines(self.deadline_s, workload or self.workload, observe_deadline)
+        config = SimConfig(
             num_tasks=self.num_tasks,
             max_batch=self.max_batch,
             replicas=self.replicas,
@@ -181,9 +188,10 @@ class Scenario:
             allow_reject=self.allow_reject,
             obs_mode=self.obs_mode,
             service_noise=self.noise_sigma > 0,
-            fifo_deadlines=len(set(self.deadline_s)) == 1,
+            fifo_deadlines=fifo,
             max_wait=any(w > 0 for w in self.max_wait_s),
         )
+        return dataclasses.replace(config, **overrides)
 
     def sim_params(self) -> SimParams:
         """Numeric simulator params; latency padded with NEVER_S to the largest max_batch."""
@@ -257,6 +265,17 @@ def _coerce_floats(s: Scenario):
         put(field, tuple(tuple(float(x) for x in row) for row in getattr(s, field)))
     for field in ("miss_penalty", "noise_sigma", "reference_rate", "rate_window_s"):
         put(field, float(getattr(s, field)))
+
+
+def fifo_deadlines(deadline_s, workload: WorkloadSpec, observe_deadline: bool) -> bool:
+    """Whether deadline order is arrival order, so the simulators may take the FIFO fast path.
+
+    True only when every task has the same deadline and every request the same factor on it:
+    not under a workload deadline schedule, nor with per-request factors drawn for a router
+    that observes its deadline (docs/simulator.md). The one place this is decided.
+    """
+    same_deadline = len(set(deadline_s)) == 1
+    return same_deadline and workload.deadline_schedule is None and not observe_deadline
 
 
 def _check_names(field: str, names: Sequence[Any]):

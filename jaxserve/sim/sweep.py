@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 
@@ -68,7 +67,7 @@ def run_sweep(
         num_requests = min(num_requests, load_spec_trace(workload).num_arrivals)
     lanes = len(policy_names) * len(rates) * len(mixes or [0]) * len(deadline_scales) * seeds
     check_memory(f"sweep: {lanes:,} runs x {num_requests:,} requests", lanes * num_requests * 32)
-    env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    env = make_env(scenario.sim_config(workload, emit_records=False))
     if policies is None:
         policies = [make_policy(name, env, scenario) for name in policy_names]
     given_mixes = mixes

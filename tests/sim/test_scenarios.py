@@ -276,3 +276,16 @@ def test_opt_a100x4_runs_in_the_simulator():
     )
     assert int(counters.num_arrived) == 20 and int(counters.num_outcome.sum()) == 20
     assert int(counters.num_outcome[0]) > 0  # some meet the 60 ms deadline
+
+
+def test_fifo_fast_path_is_decided_in_one_place():
+    """Deadline order = arrival order only with one deadline and one factor for every request."""
+    one = S.zoo_scenario(["opt-125m", "opt-1.3b"], deadline_s=0.1)
+    assert one.sim_config().fifo_deadlines
+    schedule = dataclasses.replace(one.workload, deadline_schedule=((10.0, 1.0), (10.0, 0.5)))
+    assert not one.sim_config(schedule).fifo_deadlines
+    assert not one.sim_config(observe_deadline=True).fifo_deadlines
+    assert not one.sim_config(one.workload, observe_deadline=True).fifo_deadlines
+    two = S.get_scenario("two-model-example")  # deadlines 0.1 and 0.2 s
+    assert not two.sim_config().fifo_deadlines
+    assert two.sim_config(emit_records=False).emit_records is False
