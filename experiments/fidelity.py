@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from jaxserve.io_utils import write_json_atomic  # noqa: E402
 from jaxserve.serving.cpu import configure_cpu_threads  # noqa: E402
-from jaxserve.serving.profile import describe_machine  # noqa: E402
 from jaxserve.serving.serve import serve  # noqa: E402
 from jaxserve.sim.scenarios import get_scenario  # noqa: E402
+from jaxserve.timing import describe_machine  # noqa: E402
 
 TARGETS = {"availability": 0.05, "normalized_performance": 0.05}  # absolute
 TARGET_P50_REL = 0.10

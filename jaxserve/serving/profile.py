@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,21 +22,10 @@ from jaxserve.models.opt.config import OPTConfig, get_preset
 from jaxserve.models.opt.generate import Sampling, generate_padded
 from jaxserve.models.opt.model import forward_jit, init_params
 from jaxserve.progress import no_progress, progress_bar
+from jaxserve.timing import describe_machine, interleaved_runs, timed_runs
 
 PROFILE_SEED = 0
 PROFILE_CALLS = ("forward", "serve")  # plain forward/generate, or the serving batch call
-
-
-def timed_runs(fn: Callable[[], Any], repeats: int, warmup: int) -> np.ndarray:
-    """Wall seconds (repeats,) of fn() after warmup untimed calls; waits for device results."""
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        seconds.append(time.perf_counter() - start)
-    return np.asarray(seconds)
 
 
 def make_serve_call(
@@ -83,21 +71,6 @@ def make_batch_call(
         max_new_tokens=gen_tokens,
         sampling=Sampling(),
     )
-
-
-def interleaved_runs(
-    calls: Sequence[Callable[[], Any]], repeats: int, on_call: Callable[[int], None] = no_progress
-) -> np.ndarray:
-    """Wall seconds (repeats, len(calls)): each round times every call once, so load drift on
-    a shared host hits every batch size alike instead of a contiguous block of them."""
-    seconds = np.zeros((repeats, len(calls)))
-    for r in range(repeats):
-        for j, fn in enumerate(calls):
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            seconds[r, j] = time.perf_counter() - start
-            on_call(1)
-    return seconds
 
 
 def isotonic(values: Sequence[float]) -> list[float]:
@@ -188,21 +161,6 @@ def profile_model(
         "p10_s": p10,
         "p90_s": p90,
         "first_call_s": first_call,
-    }
-
-
-def describe_machine() -> dict:
-    """Device and host description stored next to measured latencies."""
-    device = jax.devices()[0]
-    return {
-        "device": f"{device.platform}:{device.device_kind}",
-        "num_devices": jax.device_count(),
-        "host": platform.node(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
     }
 
 

@@ -20,7 +20,7 @@ from jaxserve.models.opt.convert import convert_state_dict
 from jaxserve.models.opt.generate import Sampling, generate_padded
 from jaxserve.models.opt.hf import import_torch
 from jaxserve.models.opt.model import forward_jit
-from jaxserve.serving.profile import describe_machine, timed_runs
+from jaxserve.timing import describe_machine, timed_runs
 
 BENCH_MODEL = "opt-125m"
 FORWARD_SHAPES = ((1, 128), (8, 128))  # (batch, tokens)
