@@ -54,6 +54,12 @@ class BatchLog:
     service_s: float
 
 
+def request_deadline_s(task_deadline_s, arrival_s: float, task: int, scale: float) -> float:
+    """Absolute deadline: arrival + the task's deadline x the request's factor (dynamic
+    deadlines), in float32 like the simulators (docs/simulator.md)."""
+    return arrival_s + float(np.float32(task_deadline_s[task]) * np.float32(scale))
+
+
 def completion_utility_measured(sim: _Simulator, request: ServeRequest, completion_s: float):
     """Outcome and utility with quality = measured correctness (1 or 0) of the answer."""
     quality = 1.0 if request.correct else 0.0
@@ -103,15 +109,18 @@ def run_virtual(
     task_set,
     stop: threading.Event,
     on_arrival: Callable[[int], None] = no_progress,
+    deadline_scale: np.ndarray | None = None,
 ) -> list[ServeRequest]:
     """Route and serve every arrival in order; stops early (cleanly) when `stop` is set.
 
     Returns the requests that arrived; those still in the system after a stop keep
     outcome -1 (unfinished). `on_arrival(1)` is called after each arrival (progress).
+    `deadline_scale`: (n,) factor on each request's task deadline (None = 1).
     """
     deadline_s = engine.params.deadline_s
     requests: list[ServeRequest] = []
     n = len(arrival_s)
+    scale = np.ones(n) if deadline_scale is None else np.asarray(deadline_scale)
     for i in range(n):
         if stop.is_set():
             break
@@ -120,7 +129,7 @@ def run_virtual(
             decision=i,
             task=task,
             arrival_s=a_i,
-            deadline_s=a_i + deadline_s[task],
+            deadline_s=request_deadline_s(deadline_s, a_i, task, scale[i]),
             prompt=task_set.draw(task),
         )
         requests.append(request)

@@ -253,11 +253,13 @@ def serve(
     setup = build_setup(args)
     stop = stop or threading.Event()
     s = setup.scenario
-    env = ServingEnv(s.sim_config())
+    env = ServingEnv(s.sim_config(setup.workload))
     arrival_s = np.cumsum(np.asarray(setup.arrivals.gap_s, np.float64))
     tasks = np.asarray(setup.arrivals.task)
     valid = np.asarray(setup.arrivals.valid)
     arrival_s, tasks = arrival_s[valid], tasks[valid]
+    scale = setup.arrivals.deadline_scale  # per-request deadline factors, as the simulators
+    scale = None if scale is None else np.asarray(scale)[valid]
     router = Router(setup.policy, env, s.sim_params(), setup.arrivals, setup.key_run)
     engine = _make_engine(args.clock, s, setup)
     compile_s = warm_up(setup, router, engine.models)
@@ -269,7 +271,9 @@ def serve(
     enabled = not getattr(args, "no_progress", False)
     with stop_on_sigint(stop), progress_bar(len(arrival_s), "serve", "req", enabled) as bar:
         arrived = lambda n: (bar.update(n), on_arrival(n))
-        requests = _run(args.clock, engine, router, arrival_s, tasks, setup.task_set, stop, arrived)
+        requests = _run(
+            args.clock, engine, router, (arrival_s, tasks, scale), setup.task_set, stop, arrived
+        )
     wall_s = time.perf_counter() - start
     result = _result(args, setup, engine, router, requests, arrival_s, tasks, wall_s, stop)
     result["warmup_s"] = compile_s
@@ -298,14 +302,14 @@ def _make_engine(clock: str, scenario, setup: Setup):
     )
 
 
-def _run(clock, engine, router, arrival_s, tasks, task_set, stop, on_arrival):
-    if clock == "wall":
-        from jaxserve.serving.wall import run_wall
-
-        return run_wall(engine, router, arrival_s, tasks, task_set, stop, on_arrival)
+def _run(clock, engine, router, workload, task_set, stop, on_arrival):
+    """Serve `workload` = (arrival_s, tasks, deadline_scale) on the wall or virtual clock."""
     from jaxserve.serving.engine import run_virtual
+    from jaxserve.serving.wall import run_wall
 
-    return run_virtual(engine, router, arrival_s, tasks, task_set, stop, on_arrival)
+    arrival_s, tasks, scale = workload
+    run = run_wall if clock == "wall" else run_virtual
+    return run(engine, router, arrival_s, tasks, task_set, stop, on_arrival, deadline_scale=scale)
 
 
 def _window_s(args, arrival_s) -> float:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from jaxserve.progress import no_progress
-from jaxserve.serving.engine import BatchLog, ServeRequest, VirtualEngine
+from jaxserve.serving.engine import BatchLog, ServeRequest, VirtualEngine, request_deadline_s
 from jaxserve.sim.reference import _Model
 
 
@@ -116,12 +116,14 @@ def run_wall(
     task_set,
     stop: threading.Event,
     on_arrival: Callable[[int], None] = no_progress,
+    deadline_scale: np.ndarray | None = None,
 ) -> list[ServeRequest]:
     """Release arrivals at their times, route them, let the replica workers serve; drain.
 
     `on_arrival(1)` is called after each arrival is routed (progress).
     """
     deadline_s = engine.params.deadline_s
+    scale = np.ones(len(arrival_s)) if deadline_scale is None else np.asarray(deadline_scale)
     engine.stop = stop
     requests: list[ServeRequest] = []
     engine.start_clock(float(arrival_s[0]))
@@ -134,7 +136,7 @@ def run_wall(
                 decision=i,
                 task=int(task),
                 arrival_s=float(a_i),
-                deadline_s=float(a_i) + deadline_s[task],
+                deadline_s=request_deadline_s(deadline_s, float(a_i), int(task), scale[i]),
                 prompt=task_set.draw(int(task)),
             )
             with engine.lock:

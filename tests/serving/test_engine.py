@@ -95,3 +95,34 @@ def test_greedy_served_with_profile_times_equals_the_simulator_prediction(scenar
         np.testing.assert_allclose(measured[key], predicted[key], atol=1e-6)
     np.testing.assert_allclose(measured["latency_p50_s"], predicted["latency_p50_s"], rtol=1e-4)
     assert router.overhead_summary()["num_decisions"] == 200
+
+
+def test_per_request_deadline_factors_match_the_reference(scenario_toml):
+    """Dynamic deadlines: the engine applies each request's factor as the simulators do."""
+    scenario = get_scenario(scenario_toml)
+    rng = np.random.default_rng(2)
+    arrival_s = np.cumsum(rng.exponential(1 / 800.0, 300))
+    tasks, actions = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    scale = rng.choice([0.3, 1.0, 2.0], 300)
+    served = run_virtual(
+        _engine(scenario),
+        FixedRouter(actions),
+        arrival_s,
+        tasks,
+        _task_set(scenario),
+        threading.Event(),
+        deadline_scale=scale,
+    )
+    expected = reference.simulate(
+        scenario.sim_config(),
+        scenario.sim_params(),
+        arrival_s,
+        tasks,
+        actions,
+        deadline_scale=scale,
+    )
+    assert [r.outcome for r in served] == expected.outcome.tolist()
+    unscaled = reference.simulate(
+        scenario.sim_config(), scenario.sim_params(), arrival_s, tasks, actions
+    )
+    assert expected.outcome.tolist() != unscaled.outcome.tolist()  # the factors matter here
