@@ -197,9 +197,20 @@ def _sim_parts(num_envs: int, num_steps: int, quick: bool) -> list:
     ]
     if not quick:  # per-op overheads amortise over more lanes: show how throughput scales
         runs.append(("simulator_x4_envs", "counter", 4 * num_envs, True))
-    return [("reference", reference)] + [
-        (name, simulator(kind, envs, shard)) for name, kind, envs, shard in runs
-    ]
+    # The gymnax env's auto-reset step vs the plain step, 1024 envs (docs/environment.md).
+    gym_envs = 64 if quick else 1024
+    gym_autoreset = lambda done: _bench_gym_autoreset(scenario, rate, gym_envs, num_steps)
+    return (
+        [("reference", reference)]
+        + [(name, simulator(kind, envs, shard)) for name, kind, envs, shard in runs]
+        + [("gym_autoreset", gym_autoreset)]
+    )
+
+
+def _bench_gym_autoreset(scenario: str, rate: float, num_envs: int, num_steps: int) -> dict:
+    from jaxserve.gym.bench import bench_autoreset
+
+    return bench_autoreset(scenario, rate, num_envs, num_steps)
 
 
 def _env_of(kind: str, scenario):
