@@ -22,8 +22,8 @@ import numpy as np
 from jaxserve.progress import no_progress
 from jaxserve.serving.executor import NO_ANSWER
 from jaxserve.serving.tasks import Prompt
-from jaxserve.sim.reference import INF, Request, _Model, _Params, _Simulator
-from jaxserve.sim.types import LATE, ON_TIME, SimConfig
+from jaxserve.sim.reference import INF, ModelQueue, Params, Request, Simulator
+from jaxserve.sim.types import SimConfig
 
 NOT_RUN = -2  # answer of a request that never reached a model
 
@@ -60,35 +60,22 @@ def request_deadline_s(task_deadline_s, arrival_s: float, task: int, scale: floa
     return arrival_s + float(np.float32(task_deadline_s[task]) * np.float32(scale))
 
 
-def completion_utility_measured(sim: _Simulator, request: ServeRequest, completion_s: float):
-    """Outcome and utility with quality = measured correctness (1 or 0) of the answer."""
-    quality = 1.0 if request.correct else 0.0
-    lateness = completion_s - request.deadline_s
-    if lateness <= 0:
-        return ON_TIME, quality
-    if sim.config.deadline_kind == "hard":
-        return LATE, -sim.params.miss_penalty
-    grace = sim.params.grace_s[request.task]
-    x = lateness / grace
-    decay = max(0.0, 1.0 - x) if sim.config.decay == "linear" else math.exp(-x)
-    return LATE, quality * decay
-
-
-class VirtualEngine(_Simulator):
+class VirtualEngine(Simulator):
     """Reference simulator whose batch service time is a measured model run."""
 
     def __init__(self, config: SimConfig, params, runners, measured_quality: bool = False):
-        super().__init__(config, _Params.from_any(params), noise=None)
+        super().__init__(config, Params.from_any(params), noise=None)
         self.runners = runners  # one executor.ModelRunner per model
         self.measured_quality = measured_quality
         self.batches: list[BatchLog] = []
 
-    def completion_utility(self, request, completion_s):
+    def quality(self, request) -> float:
+        """Measured correctness (1 or 0) of the answer, or the scenario's table."""
         if self.measured_quality:
-            return completion_utility_measured(self, request, completion_s)
-        return super().completion_utility(request, completion_s)
+            return 1.0 if request.correct else 0.0
+        return super().quality(request)
 
-    def service_time_s(self, model: _Model, replica: int, batch: list, t: float) -> float:
+    def service_time_s(self, model: ModelQueue, replica: int, batch: list, t: float) -> float:
         """The batch really runs on the model; its measured wall time is the service time."""
         answers, service_s = self.runners[model.index].run([r.prompt for r in batch])
         for request, answer in zip(batch, answers, strict=True):

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxserve.progress import no_progress
 from jaxserve.serving.engine import BatchLog, ServeRequest, VirtualEngine, request_deadline_s
-from jaxserve.sim.reference import _Model
+from jaxserve.sim.reference import ModelQueue
 
 
 class WallEngine(VirtualEngine):
@@ -42,7 +42,7 @@ class WallEngine(VirtualEngine):
         """Current time on the workload's clock."""
         return self._origin_s + time.perf_counter() - self._t0
 
-    def _wait_for_batch(self, model: _Model, replica: int) -> bool:
+    def _wait_for_batch(self, model: ModelQueue, replica: int) -> bool:
         """Under the lock: wait until this replica may start a batch; False = exit."""
         while True:
             if self.stop is not None and self.stop.is_set():
@@ -57,7 +57,7 @@ class WallEngine(VirtualEngine):
             else:
                 self.lock.wait()
 
-    def _take_batch(self, model: _Model, replica: int) -> list[ServeRequest]:
+    def _take_batch(self, model: ModelQueue, replica: int) -> list[ServeRequest]:
         """Under the lock: drop expired, size and pop a batch (empty if all were dropped)."""
         t = self.now()
         if self.config.drop_expired:
@@ -72,7 +72,7 @@ class WallEngine(VirtualEngine):
         model.completions.append((t + self.params.latency_s[model.index, b - 1], replica))
         return batch
 
-    def _finish(self, model: _Model, replica: int, batch, answers, service_s: float) -> None:
+    def _finish(self, model: ModelQueue, replica: int, batch, answers, service_s: float) -> None:
         """Under the lock: resolve the batch at the real completion time."""
         done_s = self.now()
         for request, answer in zip(batch, answers, strict=True):

@@ -53,7 +53,7 @@ class ReferenceResult:
 
 
 @dataclasses.dataclass
-class _Params:
+class Params:
     """Float64 numpy copy of SimParams (the same values the JAX simulator sees)."""
 
     quality: np.ndarray  # (T, K)
@@ -65,7 +65,7 @@ class _Params:
     noise_sigma: float
 
     @classmethod
-    def from_any(cls, params) -> _Params:
+    def from_any(cls, params) -> Params:
         as64 = lambda name: np.asarray(getattr(params, name), dtype=np.float64)
         return cls(
             quality=as64("quality"),
@@ -78,7 +78,7 @@ class _Params:
         )
 
 
-class _Model:
+class ModelQueue:
     """Queue and replicas of one model; busy replicas have an entry in `completions`."""
 
     def __init__(self, index: int, config: SimConfig):
@@ -94,14 +94,19 @@ class _Model:
         return next((r for r, batch in enumerate(self.batches) if batch is None), None)
 
 
-class _Simulator:
-    """State of one episode; `run` feeds it the decisions in order."""
+class Simulator:
+    """State of one episode; `run` feeds it the decisions in order.
 
-    def __init__(self, config: SimConfig, params: _Params, noise: Iterator[float] | None):
+    Public so that other engines can reuse its event loop (`jaxserve.serving.engine` serves
+    real models through it). Hooks a subclass may override: `service_time_s` (how long a
+    batch takes) and `quality` (the quality a completed answer earns).
+    """
+
+    def __init__(self, config: SimConfig, params: Params, noise: Iterator[float] | None):
         self.config = config
         self.params = params
         self.noise = noise
-        self.models = [_Model(k, config) for k in range(config.num_models)]
+        self.models = [ModelQueue(k, config) for k in range(config.num_models)]
         self.step = 0  # decision whose step is running; resolutions are credited to it
         self.rewards: list[float] = []
 
@@ -111,10 +116,14 @@ class _Simulator:
         request.completion_s, request.resolve_step = time_s, self.step
         self.rewards[self.step] += utility
 
+    def quality(self, request: Request) -> float:
+        """Hook: quality of a completed request's answer (here the scenario's table)."""
+        return float(self.params.quality[request.task, request.model])
+
     def completion_utility(self, request: Request, completion_s: float) -> tuple[int, float]:
         """Outcome class and utility of a request done at `completion_s` (docs/spec.md §3.5)."""
         p = self.params
-        quality = p.quality[request.task, request.model]
+        quality = self.quality(request)
         lateness = completion_s - request.deadline_s
         if lateness <= 0:
             return ON_TIME, quality
@@ -140,19 +149,19 @@ class _Simulator:
             model.queue.append(request)
 
     # -- step 2: advance -------------------------------------------------------------------
-    def ready_s(self, model: _Model) -> float:
+    def ready_s(self, model: ModelQueue) -> float:
         """Earliest time the queue may start a batch (max_wait rule)."""
         max_wait = self.params.max_wait_s[model.index]
         if max_wait == 0 or len(model.queue) >= model.max_batch:
             return -INF
         return model.queue[0].arrival_s + max_wait
 
-    def next_start_s(self, model: _Model, t_cur: float) -> float:
+    def next_start_s(self, model: ModelQueue, t_cur: float) -> float:
         if not model.queue or model.idle_replica() is None:
             return INF
         return max(t_cur, self.ready_s(model))
 
-    def advance(self, model: _Model, t_from: float, t_to: float) -> None:
+    def advance(self, model: ModelQueue, t_from: float, t_to: float) -> None:
         """Process model's events in (t_from, t_to] in time order; completion first on ties."""
         t_cur = t_from
         while True:
@@ -167,7 +176,7 @@ class _Simulator:
                 self.start_batch(model, t_start)
             t_cur = t_next
 
-    def complete(self, model: _Model) -> None:
+    def complete(self, model: ModelQueue) -> None:
         free_s, replica = heapq.heappop(model.completions)
         for request in model.batches[replica]:
             outcome, utility = self.completion_utility(request, free_s)
@@ -175,7 +184,7 @@ class _Simulator:
         model.batches[replica] = None
 
     # -- step 3: start of a batch ----------------------------------------------------------
-    def drop_expired(self, model: _Model, t: float) -> None:
+    def drop_expired(self, model: ModelQueue, t: float) -> None:
         """Drop queued requests that would miss their deadline even if served alone now."""
         nominal_alone = t + self.params.latency_s[model.index, 0]
         kept = deque()
@@ -186,7 +195,7 @@ class _Simulator:
                 kept.append(request)
         model.queue = kept
 
-    def batch_size(self, model: _Model, t: float) -> int:
+    def batch_size(self, model: ModelQueue, t: float) -> int:
         largest = min(len(model.queue), model.max_batch)
         if self.config.batching == "max":
             return largest
@@ -197,7 +206,7 @@ class _Simulator:
                 return b
         return 1
 
-    def start_batch(self, model: _Model, t: float) -> None:
+    def start_batch(self, model: ModelQueue, t: float) -> None:
         if self.config.drop_expired:
             self.drop_expired(model, t)
             if not model.queue:
@@ -209,7 +218,7 @@ class _Simulator:
         model.batches[replica] = batch
         heapq.heappush(model.completions, (free_s, replica))
 
-    def service_time_s(self, model: _Model, replica: int, batch: list, t: float) -> float:
+    def service_time_s(self, model: ModelQueue, replica: int, batch: list, t: float) -> float:
         """Seconds the batch occupies its replica: the profile times the noise factor."""
         factor = 1.0 if self.noise is None else float(next(self.noise))
         return self.params.latency_s[model.index, len(batch) - 1] * factor
@@ -225,7 +234,7 @@ class _Simulator:
                 self.advance(model, request.arrival_s, t_next)
 
 
-def _noise_iterator(params: _Params, noise_factors: Iterable[float] | None):
+def _noise_iterator(params: Params, noise_factors: Iterable[float] | None):
     if noise_factors is not None:
         return iter(noise_factors)
     if params.noise_sigma != 0:
@@ -278,7 +287,7 @@ def simulate(
     arrival_times_s = np.asarray(arrival_times_s, dtype=np.float64)
     tasks, actions = np.asarray(tasks, dtype=np.int64), np.asarray(actions, dtype=np.int64)
     _check_inputs(config, arrival_times_s, tasks, actions)
-    p = _Params.from_any(params)
+    p = Params.from_any(params)
     scale = np.ones(len(tasks)) if deadline_scale is None else np.asarray(deadline_scale)
     requests = [
         Request(
@@ -289,7 +298,7 @@ def simulate(
         )
         for i, (a, task, f) in enumerate(zip(arrival_times_s, tasks, scale, strict=True))
     ]
-    sim = _Simulator(config, p, _noise_iterator(p, noise_factors))
+    sim = Simulator(config, p, _noise_iterator(p, noise_factors))
     sim.run(requests, actions)
     return _result(requests, sim.rewards)
 
