@@ -7,7 +7,6 @@ scenario's default workload (`jaxserve.sim.runner.parse_workload`), or a `Worklo
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from pathlib import Path
 from types import ModuleType
@@ -61,9 +60,7 @@ def make(
     scenario = _resolve_scenario(scenario)
     spec = _resolve_workload(workload, scenario, options["rate"])
     num_arrivals = _episode_length(spec, _positive_int("num_arrivals", num_arrivals))
-    config = dataclasses.replace(scenario.sim_config(), emit_records=False)
-    if spec.deadline_schedule is not None:  # per-request deadlines: not in FIFO order
-        config = dataclasses.replace(config, fifo_deadlines=False)
+    config = scenario.sim_config(spec, emit_records=False)
     pool_bytes = options["num_episodes"] * num_arrivals * ARRIVAL_BYTES
     check_memory(
         f"make: {options['num_episodes']:,} episodes x {num_arrivals:,} arrivals", pool_bytes
