@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="semicolon-separated task mixes, each slash-separated (default: the scenario's)",
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
         "--workload",
         default=None,

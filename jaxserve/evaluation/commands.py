@@ -19,7 +19,9 @@ from jaxserve.evaluation.sweep import (
     seed_means,
     sweep_records,
 )
+from jaxserve.progress import progress_bar
 from jaxserve.sim.scenarios import Scenario, get_scenario
+from jaxserve.sim.sweep import num_chunks
 
 TRAINING_PLOT = "training.png"
 
@@ -81,7 +83,10 @@ def cmd_sweep(args) -> int:
 
     config = sweep_config(args)
     scenario = config.scenario
-    per_seed, _ = run_sweep_grid(config, build_policies(list(config.policies), scenario))
+    chunks = num_chunks(config.num_runs, config.chunk_lanes)
+    with progress_bar(chunks, "sweep", "call", not args.no_progress) as bar:
+        policies = build_policies(list(config.policies), scenario)
+        per_seed, _ = run_sweep_grid(config, policies, bar.update)
     result = seed_means(per_seed)
     kind = resolve_workload(config.workload, scenario).kind
     result["workload"] = args.workload or "poisson"

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from jaxserve.evaluation.records import Records, flatten_row
+from jaxserve.progress import no_progress
 from jaxserve.sim.scenarios import Scenario, get_scenario
+from jaxserve.sim.sweep import CHUNK_LANES
 from jaxserve.sim.workloads import WorkloadSpec
 
 # Keys of a `run_sweep` result that describe the grid rather than hold a metric.
@@ -40,6 +42,13 @@ class SweepConfig:
     num_requests: int = 4000
     seeds: int = 4
     workload: str | WorkloadSpec | None = None
+    chunk_lanes: int = CHUNK_LANES  # runs per compiled call (memory and progress granularity)
+
+    @property
+    def num_runs(self) -> int:
+        """Grid points x seeds (policies and rates must be given)."""
+        mixes = len(self.mixes) if self.mixes else 1
+        return len(self.policies) * len(self.rates) * mixes * len(self.deadline_scales) * self.seeds
 
 
 def resolve_workload(workload: str | WorkloadSpec | None, scenario: Scenario) -> WorkloadSpec:
@@ -60,7 +69,9 @@ def resolve_scenario(scenario: str | Scenario) -> Scenario:
     return scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
 
 
-def run_sweep_grid(config: SweepConfig, policies: list | None = None) -> tuple[dict, Scenario]:
+def run_sweep_grid(
+    config: SweepConfig, policies: list | None = None, on_chunk: Callable[[int], None] = no_progress
+) -> tuple[dict, Scenario]:
     """The raw per-seed result of `jaxserve.sim.sweep.run_sweep` for a config, and its scenario.
 
     `policies`: already built policy functions, one per name in `config.policies`.
@@ -84,6 +95,8 @@ def run_sweep_grid(config: SweepConfig, policies: list | None = None) -> tuple[d
         policies,
         per_seed=True,
         workload=resolve_workload(config.workload, scenario),
+        chunk_lanes=config.chunk_lanes,
+        on_chunk=on_chunk,
     )
     result["scenario"] = scenario.name
     return result, scenario

@@ -54,3 +54,20 @@ def test_sweep_accepts_every_workload_kind(capsys, workload, has_bound):
         2,
     )
     assert (result["fluid_upper_bound_normalized"] is not None) == has_bound
+
+
+def test_a_sweep_in_chunks_equals_one_call():
+    """12 runs in chunks of 5 (the last padded): the same numbers, one callback per chunk."""
+    from jaxserve.sim.scenarios import get_scenario
+    from jaxserve.sim.sweep import run_sweep
+
+    scenario = get_scenario("opt-a100x4")
+    grid = dict(policy_names=["greedy", "static:2"], rates=[100.0, 400.0], num_requests=300)
+    whole = run_sweep(scenario, **grid, seeds=3, per_seed=True)
+    calls = []
+    chunked = run_sweep(
+        scenario, **grid, seeds=3, per_seed=True, chunk_lanes=5, on_chunk=calls.append
+    )
+    assert calls == [1, 1, 1]
+    for key in ("normalized_performance", "availability", "routing_fraction"):
+        np.testing.assert_array_equal(np.asarray(chunked[key]), np.asarray(whole[key]))
