@@ -15,6 +15,11 @@ any point leaves the previous checkpoint readable. PRNG keys are stored as key d
 (uint32) and re-wrapped on restore. Trees are saved as flat lists of leaves and rebuilt
 with the caller's template, so every shape and dtype is checked (docs/spec.md §8: a checkpoint for
 another model, or a corrupted one, is an InputError, never a traceback).
+
+Several processes (`jax.distributed`, docs/scaling.md): every process gathers the trees to
+its host (arrays split over processes are gathered), process 0 alone writes, and all wait
+for it before `save_checkpoint` returns; every process restores on its own, so the
+directory must be on storage that every process can read.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxserve import multihost
 from jaxserve.errors import InputError
 from jaxserve.io_utils import write_json_atomic
 from jaxserve.keys import is_key_array
@@ -46,10 +52,10 @@ def to_host_leaves(tree) -> tuple[list[np.ndarray], list[str]]:
     leaves, kinds = [], []
     for leaf in jax.tree.leaves(tree):
         if is_key_array(leaf):
-            leaves.append(np.asarray(jax.random.key_data(leaf)))
+            leaves.append(multihost.host_array(jax.random.key_data(leaf)))
             kinds.append(_KEY_MARK)
         else:
-            leaves.append(np.asarray(leaf))
+            leaves.append(multihost.host_array(leaf))
             kinds.append("array")
     return leaves, kinds
 
@@ -74,20 +80,29 @@ def _describe(leaves, kinds) -> dict:
 
 
 def save_checkpoint(directory: str | Path, step: int, trees: dict, metadata: dict) -> Path:
-    """Save named pytrees as step `step` of `directory`, atomically; returns the step folder."""
-    import orbax.checkpoint as ocp
+    """Save named pytrees as step `step` of `directory`, atomically; returns the step folder.
 
-    _quiet_orbax()
+    Several processes: every process calls it with the same trees; process 0 writes.
+    """
     directory = Path(directory).absolute()  # orbax requires absolute paths
+    host = {tree_name: to_host_leaves(tree) for tree_name, tree in trees.items()}
+    final = directory / f"step_{step:06d}"
+    if multihost.is_primary():
+        _write_step(directory, final.name, step, host, metadata)
+    multihost.barrier(f"jaxserve checkpoint step {step}")  # the others wait for the files
+    return final
+
+
+def _write_step(directory: Path, name: str, step: int, host: dict, metadata: dict) -> None:
+    """Write the step folder (under a temporary name, then renamed), then checkpoint.json."""
+    _quiet_orbax()
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"step_{step:06d}"
     tmp = directory / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     described = {}
-    with ocp.PyTreeCheckpointer() as checkpointer:  # closed: no background work left over
-        for tree_name, tree in trees.items():
-            leaves, kinds = to_host_leaves(tree)
+    with _checkpointer() as checkpointer:  # closed: no background work left over
+        for tree_name, (leaves, kinds) in host.items():
             checkpointer.save(tmp / tree_name, {f"{i:06d}": x for i, x in enumerate(leaves)})
             described[tree_name] = _describe(leaves, kinds)
     final = directory / name
@@ -100,7 +115,22 @@ def save_checkpoint(directory: str | Path, step: int, trees: dict, metadata: dic
     for old in directory.glob("step_*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
-    return final
+
+
+def _checkpointer():
+    """An orbax checkpointer for this process alone.
+
+    With several processes orbax would otherwise wait at its barriers for all of them, but
+    only process 0 writes and each process restores on its own, from host arrays.
+    """
+    import orbax.checkpoint as ocp
+
+    if not multihost.is_multiprocess():
+        return ocp.PyTreeCheckpointer()
+    me = jax.process_index()
+    options = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    handler = ocp.PyTreeCheckpointHandler(multiprocessing_options=options)
+    return ocp.Checkpointer(handler, multiprocessing_options=options)
 
 
 def read_metadata(directory: str | Path) -> dict:
@@ -137,8 +167,6 @@ def restore_tree(directory: str | Path, tree_name: str, template):
     Every leaf's shape and dtype must match the template and the bytes must match the
     recorded SHA-256; otherwise InputError with one line naming what differs.
     """
-    import orbax.checkpoint as ocp
-
     _quiet_orbax()
     meta = read_metadata(directory)
     info = meta.get("trees", {}).get(tree_name)
@@ -164,7 +192,7 @@ def restore_tree(directory: str | Path, tree_name: str, template):
             )
     try:
         # Closed even when the restore fails, so orbax leaves no callbacks behind.
-        with ocp.PyTreeCheckpointer() as checkpointer:
+        with _checkpointer() as checkpointer:
             restored = checkpointer.restore(Path(directory).absolute() / meta["path"] / tree_name)
         leaves = [np.asarray(restored[f"{i:06d}"]) for i in range(len(expected))]
     except Exception as err:  # orbax/tensorstore raise many kinds on damaged files

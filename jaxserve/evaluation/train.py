@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 
+from jaxserve import multihost
 from jaxserve.errors import InputError
 from jaxserve.evaluation.records import Records, flatten_row
 from jaxserve.evaluation.search import SearchSpace, check_searchable, typed_point
@@ -141,9 +141,9 @@ def train(
         seen = [json.loads(x) for x in path.read_text().splitlines() if x]
     history = history_rows(seen, table, labels, config.seed)
     members = member_rows(table, history, config.seed)
-    if out_dir is not None:
+    if out_dir is not None and multihost.is_primary():
         members.to_csv(Path(out_dir) / MEMBERS_FILE)
-    params = jax.tree.map(np.asarray, states.params)
+    params = multihost.host_tree(states.params)
     return TrainResult(
         members, history, params, tuple(range(len(hps))), scenario, config.dqn, summary
     )

@@ -3,10 +3,10 @@
 The population axis is the leading axis of every leaf of the stacked `LearnerState`. It is
 laid out over a 1-D device mesh (axis "pop") with `jax.sharding.NamedSharding`; jit keeps
 that layout through `run_chunk`, so each device trains its share of the members and no
-member ever talks to another. With one device this is plain vmap. Multi-host: call
+member ever talks to another. With one device this is plain vmap. Several processes: call
 `jax.distributed.initialize()` in every process before anything else; `jax.devices()` then
-lists every host's devices, the same mesh spans them, and each process must feed the same
-keys and hyperparameters (docs/learner.md).
+lists every process's devices, the same mesh spans them, each process must feed the same
+keys and hyperparameters, and each trains the members of its own devices (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxserve import multihost
 from jaxserve.errors import InputError
 from jaxserve.rl.config import HParams, as_arrays, stack_hparams
 from jaxserve.rl.dqn import Learner
@@ -30,9 +31,14 @@ def population_mesh(size: int) -> Mesh:
 
 
 def shard_population(tree, mesh: Mesh):
-    """Place every leaf's leading (population) axis across the mesh."""
+    """Place every leaf's leading (population) axis across the mesh.
+
+    Several processes: every process passes the same values and fills its own devices'
+    members (`jax.device_put` cannot place onto other processes' devices).
+    """
     sharding = NamedSharding(mesh, PartitionSpec(POP_AXIS))
-    return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+    put = multihost.global_array if multihost.is_multiprocess() else jax.device_put
+    return jax.tree.map(lambda x: put(x, sharding), tree)
 
 
 def member_keys(seed: int, size: int) -> jax.Array:

@@ -5,7 +5,8 @@ appends metrics to DIR/metrics.jsonl and writes a checkpoint (DIR/checkpoint.jso
 trees `state`, the full learner state for resume, and `policy`, the online Q-network
 parameters). Run again with the same arguments and it resumes from the last chunk; since
 every chunk is the same compiled function of the same state, the result equals an
-uninterrupted run bit for bit (on CPU; tests/rl/test_checkpoint.py).
+uninterrupted run bit for bit (on CPU; tests/rl/test_checkpoint.py). With several processes
+(docs/scaling.md) every process runs the same call; process 0 writes the files.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxserve import checkpoint
+from jaxserve import checkpoint, multihost
 from jaxserve.errors import InputError
 from jaxserve.io_utils import write_text_atomic
 from jaxserve.rl.config import (
@@ -72,7 +73,7 @@ def _policy_tree(states):
 
 def chunk_lines(metrics: dict, chunk: int, size: int, wall_s: float) -> list[dict]:
     """One JSON line per member for a finished chunk (episode metrics averaged over the chunk)."""
-    host = jax.tree.map(np.asarray, metrics)
+    host = multihost.host_tree(metrics)
     lines = []
     for m in range(size):
         line = {"chunk": chunk, "member": m, "wall_s": round(wall_s, 3)}
@@ -99,7 +100,7 @@ def _truncate_jsonl(path: Path, chunks_done: int) -> None:
     """Drop lines of chunks after the checkpoint (a run interrupted after logging them)."""
     import json
 
-    if path.exists():
+    if path.exists() and multihost.is_primary():
         kept = [
             x for x in path.read_text().splitlines() if x and json.loads(x)["chunk"] < chunks_done
         ]
@@ -249,8 +250,9 @@ def _restore_state(out_dir: Path, template, mesh):
 
 
 def _save_chunk(out_dir, meta, total, keep_state, chunks_done, lines, states) -> None:
-    """metrics.jsonl lines and the checkpoint after a chunk."""
-    _append_jsonl(out_dir / METRICS_FILE, lines)
+    """metrics.jsonl lines and the checkpoint after a chunk (its barrier covers both files)."""
+    if multihost.is_primary():
+        _append_jsonl(out_dir / METRICS_FILE, lines)
     finished = chunks_done == total
     eval_mean = [x["eval_mean"] for x in lines]
     trees = {"policy": _policy_tree(states)}
@@ -291,7 +293,7 @@ class _ChunkLoop:
             initial=chunks_done * per_chunk,
             unit="step",
             unit_scale=True,
-            disable=not self.progress,
+            disable=not self.progress or not multihost.is_primary(),
             desc=f"train x{self.size}",
             smoothing=0.3,
         )
@@ -347,7 +349,9 @@ def select_best_member(
     score = np.asarray(sweep["normalized_performance"])[:, :, 0, 0].mean(axis=1)
     best = int(np.argmax(score))
     meta.update(best_member=best, held_out_score=score.tolist())
-    write_json_atomic(Path(out_dir) / checkpoint.META_FILE, meta)
+    if multihost.is_primary():
+        write_json_atomic(Path(out_dir) / checkpoint.META_FILE, meta)
+    multihost.barrier("jaxserve best member")
     return {"best_member": best, "held_out_score": score.tolist()}
 
 

@@ -1,10 +1,10 @@
-"""Simulator lanes split over every local device, one CPU device per core.
+"""Simulator lanes split over every device, one CPU device per core.
 
 A batch of vmapped simulator lanes is embarrassingly parallel: no lane ever reads another.
-`shard_lanes` splits the lane axis over a 1-D mesh of this process's devices (default
-backend) with `jax.shard_map`, so each device runs its share as its own vmapped program,
-with its own event loop: a device's lanes never wait for another device's busiest lane. On
-GPUs and TPUs that is the usual data parallelism. On a CPU host XLA exposes one device
+`shard_lanes` splits the lane axis over a 1-D mesh of the default backend's devices
+(every process's) with `jax.shard_map`, so each device runs its share as its own vmapped
+program, with its own event loop: a device's lanes never wait for another device's busiest
+lane. On GPUs and TPUs that is the usual data parallelism. On a CPU host XLA exposes one device
 unless asked, and splits each op of that device's program over the cores, joining them
 after every op; a simulator micro-step is ~55 small ops, so the joins cost about as much as
 the work. `jaxserve.host.configure_cpu_devices` (called by the CLI before JAX starts)
@@ -14,6 +14,10 @@ exposes one XLA CPU device per usable core instead, and the cores run lanes side
 where lanes run, not what they compute.
 
 `JAXSERVE_CPU_DEVICES=N` sets the CPU device count (1 turns lane sharding off on a CPU host).
+
+Several processes (`jax.distributed`, docs/scaling.md): the mesh spans every process's
+devices, each process runs the lanes of its own devices, and the results are gathered back
+(`all_gather` inside the program), so every process gets every lane, as with one process.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ LANE_AXIS = "lanes"
 
 
 def lane_devices() -> list:
-    """The devices `shard_lanes` splits lanes over: this process's devices of the default
-    backend (in a multi-host run each process simulates its own lanes)."""
-    return jax.local_devices()
+    """The devices `shard_lanes` splits lanes over: the default backend's devices of every
+    process (in a multi-process run each process simulates the lanes of its own devices)."""
+    return jax.devices()
 
 
 def shard_lanes(fn, args: tuple, batched: tuple):
@@ -60,10 +64,23 @@ def shard_lanes(fn, args: tuple, batched: tuple):
         )
     mesh = Mesh(np.asarray(devices), (LANE_AXIS,))
     specs = tuple(P(LANE_AXIS) if b else P() for b in batched)
-    out = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(LANE_AXIS), check_vma=False)(
-        *args
-    )
+    if jax.process_count() > 1:
+        # Other processes hold some lanes: gather them, so every process can read them all.
+        fn, out_spec = _gathered(fn), P()
+    else:
+        out_spec = P(LANE_AXIS)
+    out = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=out_spec, check_vma=False)(*args)
     return jax.tree.map(lambda x: x[:num], out) if pad else out
+
+
+def _gathered(fn):
+    """`fn` whose lane-axis outputs are gathered from every device (inside `shard_map`)."""
+
+    def gathered(*args):
+        gather = lambda x: jax.lax.all_gather(x, LANE_AXIS, tiled=True)
+        return jax.tree.map(gather, fn(*args))
+
+    return gathered
 
 
 def _filler(x: jax.Array, pad: int) -> jax.Array:

@@ -109,7 +109,7 @@ def counter_rollouts(
 
     A `CounterEnv` runs as `lane_rollouts` (its loop outside the `vmap`); any other env as
     `vmap(counter_rollout)`. `policy` and `lane_args` are as in `lane_rollouts`. With
-    `shard` the lanes are split over every local device (`devices.shard_lanes`; one CPU
+    `shard` the lanes are split over every device (`devices.shard_lanes`; one CPU
     device per core under the CLI): same results, each device running its share.
     """
 
