@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from jaxserve.evaluation.comparison import unpredictable_spec  # noqa: E402
 from jaxserve.rl.envs import reference_capacity  # noqa: E402
-from jaxserve.rl.evaluate import unpredictable_spec  # noqa: E402
 from jaxserve.sim.scenarios import get_scenario  # noqa: E402
 
 NAME = "08_ablations"

@@ -100,7 +100,8 @@ def fresh_scenario(path: Path, repeats: int) -> dict:
 def predict_with(config: dict, rate: float, latency=None, noise_sigma: float = 0.0) -> dict:
     """The simulator's prediction (same draw, seed, policy) from the committed cpu-demo
     profiles, or from the given latency tables (optionally with log-normal noise)."""
-    from jaxserve.sim.runner import parse_workload, simulate
+    from jaxserve.evaluation.simulate import simulate
+    from jaxserve.sim.parse import parse_workload
 
     s = get_scenario("cpu-demo")
     if latency is not None:

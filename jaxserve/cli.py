@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_simulate(args) -> int:
-    from jaxserve.sim.runner import parse_workload, simulate
+    from jaxserve.evaluation.simulate import simulate
+    from jaxserve.sim.parse import parse_workload
     from jaxserve.sim.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)

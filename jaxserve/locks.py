@@ -46,8 +46,12 @@ def _try_create(path: Path) -> bool:
 
 @contextlib.contextmanager
 def locked_directory(directory: str | Path):
-    """Hold `directory`'s lock for the duration of the block (creating the directory)."""
+    """Hold `directory`'s lock for the duration of the block.
+
+    The directory is created if needed, and removed again if the block left it empty.
+    """
     directory = Path(directory)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
     if not _try_create(path):
@@ -64,6 +68,8 @@ def locked_directory(directory: str | Path):
         yield path
     finally:
         path.unlink(missing_ok=True)
+        if created and not any(directory.iterdir()):  # a run that wrote nothing leaves nothing
+            directory.rmdir()
 
 
 __all__ = ["LOCK_FILE", "locked_directory"]

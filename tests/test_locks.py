@@ -53,3 +53,13 @@ def test_a_second_train_on_the_same_out_exits_2(tmp_path, capsys):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_directory_created_for_a_run_that_wrote_nothing_is_removed(tmp_path):
+    with pytest.raises(RuntimeError):
+        with locked_directory(tmp_path / "run"):
+            raise RuntimeError("bad input found after the lock was taken")
+    assert not (tmp_path / "run").exists()
+    with locked_directory(tmp_path / "kept") as lock:
+        (lock.parent / "result.json").write_text("{}")
+    assert (tmp_path / "kept" / "result.json").is_file()

@@ -38,7 +38,7 @@ def evaluate_checkpoint(
     checkpoint's own by default; `rates`: 1/30 .. 3x the best model's capacity, 10 points.
     """
     from jaxserve.policies.baselines import baseline_names
-    from jaxserve.rl.evaluate import poisson_rates
+    from jaxserve.rl.envs import poisson_rates
     from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
     from jaxserve.sim.sweep import fluid_curve
 
@@ -65,7 +65,7 @@ def evaluate_members(
 
     One row per member, rate and seed, with the member's hyperparameters.
     """
-    from jaxserve.rl.evaluate import poisson_rates
+    from jaxserve.rl.envs import poisson_rates
 
     scenario = result.scenario
     rates = [float(r) for r in (poisson_rates(scenario) if rates is None else rates)]

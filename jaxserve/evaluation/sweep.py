@@ -53,7 +53,7 @@ class SweepConfig:
 
 def resolve_workload(workload: str | WorkloadSpec | None, scenario: Scenario) -> WorkloadSpec:
     """A WorkloadSpec from a spec, a CLI string (on the scenario's workload) or None (Poisson)."""
-    from jaxserve.sim.runner import parse_workload
+    from jaxserve.sim.parse import parse_workload
 
     if workload is None:
         return WorkloadSpec(kind="poisson")
@@ -154,8 +154,8 @@ def _is_grid(value) -> bool:
 
 def build_policies(names: list[str], scenario: Scenario) -> list:
     """Policy functions for baseline names or router checkpoint directories."""
+    from jaxserve.evaluation.simulate import resolve_policy
     from jaxserve.sim.counter_env import make_env
-    from jaxserve.sim.runner import resolve_policy
 
     env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
     return [resolve_policy(n, env, scenario) for n in names]

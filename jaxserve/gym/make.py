@@ -2,7 +2,7 @@
 
 Scenario and workload are given as the CLI takes them: a built-in scenario name, a TOML
 path or a `Scenario`; a workload string such as `"poisson:rate=300"` on top of the
-scenario's default workload (`jaxserve.sim.runner.parse_workload`), or a `WorkloadSpec`.
+scenario's default workload (`jaxserve.sim.parse.parse_workload`), or a `WorkloadSpec`.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _resolve_scenario(scenario) -> Scenario:
 
 def _resolve_workload(workload, scenario: Scenario, rate) -> WorkloadSpec:
     """The CLI's `--workload` parsing over the scenario's workload (or a given spec)."""
-    from jaxserve.sim.runner import parse_workload
+    from jaxserve.sim.parse import parse_workload
 
     if workload is not None and not isinstance(workload, str | WorkloadSpec):
         raise InputError(

@@ -248,10 +248,10 @@ def _format_summary(s: dict) -> str:
 
 def cmd_evaluate(args) -> int:
     """Router vs baselines: tables (or JSON), optional JSON + plots."""
+    from jaxserve.evaluation import comparison as ev
     from jaxserve.progress import progress_bar
-    from jaxserve.rl import evaluate as ev
     from jaxserve.rl.policy import load_checkpoint_scenario
-    from jaxserve.sim.runner import parse_workload
+    from jaxserve.sim.parse import parse_workload
     from jaxserve.sim.scenarios import get_scenario
 
     scenario = (

@@ -34,6 +34,12 @@ def reference_capacity(scenario: Scenario) -> float:
     return float(scenario.capacity_per_model()[best])
 
 
+def poisson_rates(scenario: Scenario, num: int = 10) -> np.ndarray:
+    """Light load (1/30) to 3x the best model's on-time capacity, geometric: eval rates."""
+    scale = reference_capacity(scenario)
+    return np.geomspace(scale / 30.0, 3.0 * scale, num)
+
+
 class ServingAdapter:
     """The serving simulator with the training workload of a `DQNConfig`."""
 

@@ -335,7 +335,7 @@ def select_best_member(
     evaluation grid of rates (light load to 3x the best model's capacity).
     """
     from jaxserve.io_utils import write_json_atomic
-    from jaxserve.rl.evaluate import poisson_rates
+    from jaxserve.rl.envs import poisson_rates
     from jaxserve.rl.policy import load_learned_policy
     from jaxserve.sim.sweep import run_sweep
 

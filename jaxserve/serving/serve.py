@@ -173,8 +173,9 @@ def load_runners(args, scenario, max_token: int) -> tuple[list, bool]:
 
 def build_setup(args) -> Setup:
     """Validate every input and load models, tasks and the workload draw."""
+    from jaxserve.evaluation.simulate import resolve_policy
     from jaxserve.sim.env import ServingEnv
-    from jaxserve.sim.runner import episode_length, parse_workload, resolve_policy
+    from jaxserve.sim.parse import episode_length, parse_workload
     from jaxserve.sim.scenarios import get_scenario
     from jaxserve.sim.workloads import make_workload
 
@@ -193,7 +194,7 @@ def build_setup(args) -> Setup:
     )
     runners, all_real = load_runners(args, scenario, task_set.max_token)
     wparams, generate = make_workload(workload, scenario.num_tasks, n)
-    key_workload, key_run = jax.random.split(jax.random.key(args.seed))  # as sim.runner
+    key_workload, key_run = jax.random.split(jax.random.key(args.seed))  # as evaluation.simulate
     measured = args.quality == "measured" or (args.quality == "auto" and all_real)
     return Setup(
         scenario,

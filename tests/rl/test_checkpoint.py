@@ -14,10 +14,10 @@ import pytest
 from jaxserve import checkpoint
 from jaxserve.cli import main
 from jaxserve.errors import InputError
+from jaxserve.evaluation.simulate import simulate
 from jaxserve.rl.config import DQNConfig, hparams_with
 from jaxserve.rl.policy import load_learned_policy, load_router_params
 from jaxserve.rl.trainer import final_state, run_training
-from jaxserve.sim.runner import simulate
 from jaxserve.sim.scenarios import get_scenario, zoo_scenario
 from jaxserve.sim.workloads import WorkloadSpec
 

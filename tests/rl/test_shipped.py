@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from jaxserve import checkpoint
-from jaxserve.rl.evaluate import poisson_comparison, poisson_rates
+from jaxserve.evaluation.comparison import poisson_comparison
+from jaxserve.evaluation.simulate import simulate
+from jaxserve.rl.envs import poisson_rates
 from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
-from jaxserve.sim.runner import simulate
 from jaxserve.sim.scenarios import get_scenario
 from jaxserve.sim.workloads import WorkloadSpec
 

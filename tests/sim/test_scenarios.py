@@ -141,7 +141,11 @@ BAD = [
     ("tasks.0.quality", [0.5], r"len\(tasks\[0\]\.quality\) = 1: expected 2"),
     ("tasks.1.quality", {"a": 0.1}, r"tasks\[1\]\.quality\.b"),
     ("tasks.1.quality", {"a": 0.1, "b": 0.2, "c": 0.3}, r"unknown key .* = 'c'"),
-    ("tasks.0.deadline_s", -1.0, r"tasks\[0\]\.deadline_s = -1\.0: expected a finite number ≥ 1e-07 and ≤ 1000000"),
+    (
+        "tasks.0.deadline_s",
+        -1.0,
+        r"tasks\[0\]\.deadline_s = -1\.0: expected a finite number ≥ 1e-07 and ≤ 1000000",
+    ),
     ("tasks.0.deadline_s", math.nan, r"tasks\[0\]\.deadline_s = nan"),
     ("tasks.0.deadline_s", ..., r"tasks\[0\]\.deadline_s = None: expected a value"),
     ("tasks.0.grace_s", 0.0, r"tasks\[0\]\.grace_s = 0\.0"),

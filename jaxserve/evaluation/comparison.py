@@ -7,23 +7,17 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxserve.evaluation.simulate import simulate
 from jaxserve.policies.baselines import baseline_names
 from jaxserve.progress import no_progress
-from jaxserve.rl.envs import reference_capacity
+from jaxserve.rl.envs import poisson_rates, reference_capacity
 from jaxserve.rl.policy import load_learned_policy
 from jaxserve.sim.metrics import max_sustainable_rate, time_above_ratio
-from jaxserve.sim.runner import simulate
 from jaxserve.sim.scenarios import Scenario
 from jaxserve.sim.sweep import fluid_curve, run_sweep
 from jaxserve.sim.workloads import WorkloadSpec
 
 ROUTER = "router"
-
-
-def poisson_rates(scenario: Scenario, num: int = 10) -> np.ndarray:
-    """Light load (1/30) to 3x the best model's on-time capacity, geometric (the issue's grid)."""
-    scale = reference_capacity(scenario)
-    return np.geomspace(scale / 30.0, 3.0 * scale, num)
 
 
 def unpredictable_spec(scenario: Scenario) -> WorkloadSpec:
