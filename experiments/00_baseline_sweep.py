@@ -20,11 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from jaxserve.evaluation.grid import default_rates, fluid_curve, format_sweep, run_sweep  # noqa: E402
 from jaxserve.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from jaxserve.plots import plot_sweep  # noqa: E402
 from jaxserve.policies.baselines import baseline_names  # noqa: E402
 from jaxserve.sim.scenarios import get_scenario  # noqa: E402
-from jaxserve.sim.sweep import default_rates, fluid_curve, format_sweep, run_sweep  # noqa: E402
 
 NAME = "00_baseline_sweep"
 TITLE = "Baselines across load on opt-a100x4 (hard 60 ms deadline, deadline batching)"

@@ -30,6 +30,7 @@ except InputError as err:  # a bad JAXSERVE_CPU_DEVICES: one line, as the CLI pr
     raise SystemExit(f"jaxserve: error: {err}") from None
 
 from jaxserve import checkpoint  # noqa: E402
+from jaxserve.evaluation.grid import fluid_curve, make_switch_policy, run_sweep  # noqa: E402
 from jaxserve.io_utils import save_figure_atomic, write_json_atomic  # noqa: E402
 from jaxserve.policies.baselines import make_policy  # noqa: E402
 from jaxserve.rl.config import DQNConfig, config_to_json, hparams_with  # noqa: E402
@@ -38,7 +39,6 @@ from jaxserve.sim.env import ServingEnv  # noqa: E402
 from jaxserve.sim.metrics import absolute_arrival_times, request_metrics  # noqa: E402
 from jaxserve.sim.rollout import ledger_rollout  # noqa: E402
 from jaxserve.sim.scenarios import Scenario  # noqa: E402
-from jaxserve.sim.sweep import fluid_curve, make_switch_policy, run_sweep  # noqa: E402
 from jaxserve.sim.workloads import WorkloadSpec, make_workload  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

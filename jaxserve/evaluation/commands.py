@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxserve.errors import InputError
+from jaxserve.evaluation.grid import num_chunks
 from jaxserve.evaluation.sweep import (
     SweepConfig,
     build_policies,
@@ -21,14 +22,13 @@ from jaxserve.evaluation.sweep import (
 )
 from jaxserve.progress import progress_bar
 from jaxserve.sim.scenarios import Scenario, get_scenario
-from jaxserve.sim.sweep import num_chunks
 
 TRAINING_PLOT = "training.png"
 
 
 def parse_rates(text: str | None, scenario: Scenario) -> np.ndarray:
     """`R1,R2,...` or `LO:HI:N` (geometric); the scenario's default grid when empty."""
-    from jaxserve.sim.sweep import default_rates
+    from jaxserve.evaluation.grid import default_rates
 
     if not text:
         return default_rates(scenario)
@@ -79,7 +79,7 @@ def sweep_config(args) -> SweepConfig:
 
 def cmd_sweep(args) -> int:
     """`jaxserve sweep`: table (or JSON); with --out, STEM.json, STEM.csv and STEM.png."""
-    from jaxserve.sim.sweep import fluid_curve, format_sweep
+    from jaxserve.evaluation.grid import fluid_curve, format_sweep
 
     config = sweep_config(args)
     scenario = config.scenario

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxserve.evaluation.grid import fluid_curve, run_sweep
 from jaxserve.evaluation.simulate import simulate
 from jaxserve.policies.baselines import baseline_names
 from jaxserve.progress import no_progress
@@ -14,7 +15,6 @@ from jaxserve.rl.envs import poisson_rates, reference_capacity
 from jaxserve.rl.policy import load_learned_policy
 from jaxserve.sim.metrics import max_sustainable_rate, time_above_ratio
 from jaxserve.sim.scenarios import Scenario
-from jaxserve.sim.sweep import fluid_curve, run_sweep
 from jaxserve.sim.workloads import WorkloadSpec
 
 ROUTER = "router"

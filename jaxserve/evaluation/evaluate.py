@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from jaxserve.evaluation.records import Records
 from jaxserve.evaluation.sweep import (
     SweepConfig,
@@ -37,10 +39,10 @@ def evaluate_checkpoint(
     One row per policy, rate and seed, with the fluid bound at that rate. `scenario`: the
     checkpoint's own by default; `rates`: 1/30 .. 3x the best model's capacity, 10 points.
     """
+    from jaxserve.evaluation.grid import fluid_curve
     from jaxserve.policies.baselines import baseline_names
     from jaxserve.rl.envs import poisson_rates
     from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
-    from jaxserve.sim.sweep import fluid_curve
 
     scenario = load_checkpoint_scenario(path) if scenario is None else resolve_scenario(scenario)
     rates = [float(r) for r in (poisson_rates(scenario) if rates is None else rates)]
@@ -80,3 +82,33 @@ def evaluate_members(
         member = members[names.index(row["policy"])]
         rows.append({k: table[member][k] for k in hp_columns} | row)
     return Records(rows)
+
+
+def select_best_member(
+    out_dir: str | Path, scenario: Scenario, num_requests: int = 2000, seeds: int = 2
+) -> dict:
+    """Evaluate every member on held-out Poisson episodes; record the best in the checkpoint.
+
+    Held out: the episodes come from the sweep's own keys, not the learners' keys, over the
+    evaluation grid of rates (light load to 3x the best model's capacity).
+    """
+    from jaxserve import checkpoint, multihost
+    from jaxserve.evaluation.grid import run_sweep
+    from jaxserve.io_utils import write_json_atomic
+    from jaxserve.rl.envs import poisson_rates
+    from jaxserve.rl.policy import load_learned_policy
+
+    meta = checkpoint.read_metadata(out_dir)
+    size = int(meta["population_size"])
+    policies = [load_learned_policy(out_dir, scenario, member=m) for m in range(size)]
+    names = [f"member:{m}" for m in range(size)]
+    sweep = run_sweep(
+        scenario, names, poisson_rates(scenario), None, (1.0,), num_requests, seeds, policies
+    )
+    score = np.asarray(sweep["normalized_performance"])[:, :, 0, 0].mean(axis=1)
+    best = int(np.argmax(score))
+    meta.update(best_member=best, held_out_score=score.tolist())
+    if multihost.is_primary():
+        write_json_atomic(Path(out_dir) / checkpoint.META_FILE, meta)
+    multihost.barrier("jaxserve best member")
+    return {"best_member": best, "held_out_score": score.tolist()}

@@ -1,6 +1,6 @@
 """Sweeps as records: a `SweepConfig` in, one row per (policy, rate, mix, deadline, seed) out.
 
-The grid runs as ONE jitted, vmapped call (`jaxserve.sim.sweep.run_sweep`); this module only
+The grid runs as ONE jitted, vmapped call (`jaxserve.evaluation.grid.run_sweep`); this module only
 resolves the config and lays the result out in long format.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from jaxserve.evaluation.grid import CHUNK_LANES
 from jaxserve.evaluation.records import Records, flatten_row
 from jaxserve.progress import no_progress
 from jaxserve.sim.scenarios import Scenario, get_scenario
-from jaxserve.sim.sweep import CHUNK_LANES
 from jaxserve.sim.workloads import WorkloadSpec
 
 # Keys of a `run_sweep` result that describe the grid rather than hold a metric.
@@ -72,12 +72,12 @@ def resolve_scenario(scenario: str | Scenario) -> Scenario:
 def run_sweep_grid(
     config: SweepConfig, policies: list | None = None, on_chunk: Callable[[int], None] = no_progress
 ) -> tuple[dict, Scenario]:
-    """The raw per-seed result of `jaxserve.sim.sweep.run_sweep` for a config, and its scenario.
+    """The raw per-seed `jaxserve.evaluation.grid.run_sweep` result of a config; its scenario.
 
     `policies`: already built policy functions, one per name in `config.policies`.
     """
+    from jaxserve.evaluation import grid as sim_sweep
     from jaxserve.policies.baselines import baseline_names
-    from jaxserve.sim import sweep as sim_sweep
 
     scenario = resolve_scenario(config.scenario)
     names = list(config.policies or baseline_names(scenario.model_names))

@@ -198,7 +198,7 @@ def cmd_train(args) -> int:
                 getattr(logger, "close", lambda: None)()
     summary = result.summary
     if args.search and summary["chunks_done"] == summary["num_chunks"]:
-        from jaxserve.rl.trainer import select_best_member
+        from jaxserve.evaluation.evaluate import select_best_member
 
         summary["held_out"] = select_best_member(args.out, scenario)
         _add_held_out(result.members, summary["held_out"], args.out)

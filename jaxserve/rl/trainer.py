@@ -326,35 +326,6 @@ class _ChunkLoop:
         return summary, states
 
 
-def select_best_member(
-    out_dir: str | Path, scenario: Scenario, num_requests: int = 2000, seeds: int = 2
-) -> dict:
-    """Evaluate every member on held-out Poisson episodes; record the best in the checkpoint.
-
-    Held out: the episodes come from the sweep's own keys, not the learners' keys, over the
-    evaluation grid of rates (light load to 3x the best model's capacity).
-    """
-    from jaxserve.io_utils import write_json_atomic
-    from jaxserve.rl.envs import poisson_rates
-    from jaxserve.rl.policy import load_learned_policy
-    from jaxserve.sim.sweep import run_sweep
-
-    meta = checkpoint.read_metadata(out_dir)
-    size = int(meta["population_size"])
-    policies = [load_learned_policy(out_dir, scenario, member=m) for m in range(size)]
-    names = [f"member:{m}" for m in range(size)]
-    sweep = run_sweep(
-        scenario, names, poisson_rates(scenario), None, (1.0,), num_requests, seeds, policies
-    )
-    score = np.asarray(sweep["normalized_performance"])[:, :, 0, 0].mean(axis=1)
-    best = int(np.argmax(score))
-    meta.update(best_member=best, held_out_score=score.tolist())
-    if multihost.is_primary():
-        write_json_atomic(Path(out_dir) / checkpoint.META_FILE, meta)
-    multihost.barrier("jaxserve best member")
-    return {"best_member": best, "held_out_score": score.tolist()}
-
-
 def final_state(out_dir: str | Path, scenario: Scenario, config: DQNConfig, population: int = 1):
     """The stacked learner state stored in a run directory (tests compare runs with it)."""
     adapter = ServingAdapter(scenario, config)

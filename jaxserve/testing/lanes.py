@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxserve.evaluation.grid import make_switch_policy
 from jaxserve.policies.baselines import make_policy
-from jaxserve.sim.sweep import make_switch_policy
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 LANE_POLICIES = ("static:1", "greedy", "random")

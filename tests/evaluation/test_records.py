@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from jaxserve.evaluation import Records, SweepConfig, load_records, sweep
+from jaxserve.evaluation.grid import run_sweep
 from jaxserve.sim.scenarios import get_scenario
-from jaxserve.sim.sweep import run_sweep
 
 ROWS = [
     {"policy": "greedy", "rate": 50.0, "seed": 0, "ok": True, "note": None},

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxserve.cli import main
-from jaxserve.sim.sweep import rescaled
+from jaxserve.evaluation.grid import rescaled
 from jaxserve.sim.workloads import WorkloadSpec, load_spec_trace, make_workload, mean_rate
 
 
@@ -58,8 +58,8 @@ def test_sweep_accepts_every_workload_kind(capsys, workload, has_bound):
 
 def test_a_sweep_in_chunks_equals_one_call():
     """12 runs in chunks of 5 (the last padded): the same numbers, one callback per chunk."""
+    from jaxserve.evaluation.grid import run_sweep
     from jaxserve.sim.scenarios import get_scenario
-    from jaxserve.sim.sweep import run_sweep
 
     scenario = get_scenario("opt-a100x4")
     grid = dict(policy_names=["greedy", "static:2"], rates=[100.0, 400.0], num_requests=300)
