@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train Double-DQN routers (M in parallel), orbax checkpoints")
     _add_common(p)
-    from jaxserve.rl.commands import add_evaluate_arguments, add_train_arguments
+    from jaxserve.commands.train import add_evaluate_arguments, add_train_arguments
 
     add_train_arguments(p)
 
@@ -292,13 +292,13 @@ def format_metrics(result: dict) -> str:
 
 
 def _cmd_sweep(args) -> int:
-    from jaxserve.evaluation.commands import cmd_sweep
+    from jaxserve.commands.sweep import cmd_sweep
 
     return cmd_sweep(args)
 
 
 def _cmd_plot_training(args) -> int:
-    from jaxserve.evaluation.commands import cmd_plot_training
+    from jaxserve.commands.sweep import cmd_plot_training
 
     return cmd_plot_training(args)
 
@@ -332,13 +332,13 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from jaxserve.rl.commands import cmd_train
+    from jaxserve.commands.train import cmd_train
 
     return cmd_train(args)
 
 
 def _cmd_evaluate(args) -> int:
-    from jaxserve.rl.commands import cmd_evaluate
+    from jaxserve.commands.train import cmd_evaluate
 
     return cmd_evaluate(args)
 
