@@ -232,7 +232,7 @@ def test_a_reader_that_goes_away_ends_quietly():
     assert proc.wait(timeout=300) == 141 and "Traceback" not in stderr, stderr
 
 
-@pytest.mark.parametrize("command", ["sweep", "evaluate", "profile"])
+@pytest.mark.parametrize("command", ["sweep", "evaluate", "profile", "serve", "bench"])
 def test_an_unwritable_out_fails_before_any_work(tmp_path, capsys, command):
     blocker = tmp_path / "file"
     blocker.write_text("a regular file, not a folder")
