@@ -28,7 +28,8 @@ import jaxserve
 from jaxserve.errors import InputError
 from jaxserve.gym import Box, Discrete, LegacyStep
 from jaxserve.gym.serving import episode_arrivals
-from jaxserve.sim.env import ServingEnv, run_actions
+from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.rollout import run_actions
 from jaxserve.sim.scenarios import get_scenario, scenario_to_toml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

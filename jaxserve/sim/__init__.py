@@ -2,8 +2,8 @@
 
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import CounterEnv, RingState, lane_rollout, make_env
-from jaxserve.sim.env import ServingEnv, run_actions
-from jaxserve.sim.rollout import counter_rollout, counter_rollouts, ledger_rollout
+from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.rollout import counter_rollout, counter_rollouts, ledger_rollout, run_actions
 from jaxserve.sim.scenarios import Scenario, get_scenario, list_scenarios, zoo_scenario
 from jaxserve.sim.types import Arrivals, EnvState, Records, SimConfig, SimParams
 from jaxserve.sim.workloads import WorkloadSpec, make_workload

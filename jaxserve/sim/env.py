@@ -5,8 +5,6 @@ Semantics are pinned down in docs/simulator.md; the plain-Python oracle is sim/r
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -307,22 +305,6 @@ def in_system(state: EnvState) -> jax.Array:
     return jnp.sum(state.queue_len) + jnp.sum(state.batch_size)
 
 
-def run_actions(env: ServingEnv, params: SimParams, arrivals: Arrivals, actions, key=None):
-    """Replay a fixed action sequence; per-decision outcome ledger as numpy arrays (tests, CLI)."""
-    if key is None:
-        key = jax.random.key(0)
-    result = _replay(env, params, arrivals, jnp.asarray(actions, jnp.int32), key)
-    return jax.tree.map(np.asarray, result)
-
-
-@functools.partial(jax.jit, static_argnames="env")
-def _replay(env: ServingEnv, params, arrivals, actions, key):
-    from jaxserve.sim.rollout import ledger_rollout
-
-    policy = lambda key, obs, state, params: actions[jnp.minimum(state.step, actions.shape[0] - 1)]
-    return ledger_rollout(env, policy, key, params, arrivals)
-
-
 __all__ = [
     "ServingEnv",
     "current_task",
@@ -330,6 +312,5 @@ __all__ = [
     "empty_counters",
     "in_system",
     "next_clock",
-    "run_actions",
     "start_clock",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxserve.sim.counter_env import CounterEnv, lane_rollout, lane_rollouts
 from jaxserve.sim.devices import shard_lanes
@@ -128,3 +130,17 @@ def counter_rollouts(
     if not shard:
         return local(*args)
     return shard_lanes(local, args, batched=(True, params_batched, True, lane_args is not None))
+
+
+def run_actions(env: ServingEnv, params: SimParams, arrivals: Arrivals, actions, key=None):
+    """Replay a fixed action sequence; per-decision outcome ledger as numpy arrays (tests, CLI)."""
+    if key is None:
+        key = jax.random.key(0)
+    result = _replay(env, params, arrivals, jnp.asarray(actions, jnp.int32), key)
+    return jax.tree.map(np.asarray, result)
+
+
+@functools.partial(jax.jit, static_argnames="env")
+def _replay(env: ServingEnv, params, arrivals, actions, key):
+    policy = lambda key, obs, state, params: actions[jnp.minimum(state.step, actions.shape[0] - 1)]
+    return ledger_rollout(env, policy, key, params, arrivals)

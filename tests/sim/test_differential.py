@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxserve.sim.env import ServingEnv, run_actions
+from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.reference import ReferenceResult, simulate
-from jaxserve.sim.rollout import ledger_rollout
+from jaxserve.sim.rollout import ledger_rollout, run_actions
 from jaxserve.sim.types import LATE, ON_TIME, OUTCOME_NAMES
 from jaxserve.testing.toy import (
     TOY_GAPS_S,

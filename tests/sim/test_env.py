@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxserve.sim.env import ServingEnv, run_actions
+from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.reference import simulate as reference_simulate
-from jaxserve.sim.rollout import counter_rollout, ledger_rollout
+from jaxserve.sim.rollout import counter_rollout, ledger_rollout, run_actions
 from jaxserve.sim.scenarios import get_scenario
 from jaxserve.sim.types import Arrivals, SimConfig, SimParams
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
