@@ -35,14 +35,14 @@ from jaxserve.sim.env import (
     current_task,
     deadline_scale,
     empty_counters,
+    next_arrival_s,
     next_clock,
     start_clock,
 )
-from jaxserve.sim.events import first_true, unit
+from jaxserve.sim.events import add_time, first_true, unit
 from jaxserve.sim.types import (
     DROPPED,
     LATE,
-    NEVER_S,
     ON_TIME,
     REJECTED,
     Arrivals,
@@ -67,6 +67,7 @@ class RingState:
     num_valid: jax.Array  # () int32 real arrivals (`valid` is a prefix); no lookups per step
     origin_s: jax.Array  # () int32 whole seconds
     now_s: jax.Array  # () time of the current arrival
+    now_lo_s: jax.Array  # () rounding error of now_s (compensated clock, as in EnvState)
     rate_est: jax.Array  # () arrivals/s
     queue_len: jax.Array  # (K,) int32 requests waiting
     head: jax.Array  # (K,) int32 ring index of the oldest waiting request
@@ -78,6 +79,7 @@ class RingState:
     # ring_deadline_s: done in the next admission's pass over them (same arithmetic).
     ring_shift_s: jax.Array  # ()
     free_s: jax.Array  # (K, R) completion time of the replica's last batch
+    free_lo_s: jax.Array  # (K, R) rounding error of free_s (compensated clock)
     batch_size: jax.Array  # (K, R) int32 size of the batch in service, 0 = idle
     counters: Counters
     # Between micro-steps (`CounterEnv.micro_step`): the current decision's request is
@@ -94,6 +96,7 @@ class _Loop:
     head: jax.Array  # (K,)
     queue_len: jax.Array  # (K,)
     free_s: jax.Array  # (K, R)
+    free_lo_s: jax.Array  # (K, R)
     batch_size: jax.Array  # (K, R)
     counters: Counters
     reward: jax.Array  # ()
@@ -142,6 +145,7 @@ class CounterEnv(ServingEnv):
             ring_grace_s=jnp.ones((k, q), jnp.float32),
             ring_shift_s=jnp.float32(0.0),
             free_s=jnp.zeros((k, r), jnp.float32),
+            free_lo_s=jnp.zeros((k, r), jnp.float32),
             batch_size=jnp.zeros((k, r), jnp.int32),
             counters=empty_counters(cfg.num_actions),
             pending=jnp.bool_(False),
@@ -187,7 +191,8 @@ class CounterEnv(ServingEnv):
         gap_s = arrivals.gap_s[nxt].astype(jnp.float32)
         # After the episode (padding) nothing is left to process: the last real decision
         # drained every queue, so an inactive lane finds nothing due before `now_s`.
-        t_next = jnp.where(has_next, state.now_s + gap_s, NEVER_S)
+        # While pending, `now_s` has not moved, so `t_next_lo` is the same as when computed.
+        t_next, t_next_lo = next_arrival_s(state, gap_s, has_next)
         t_next = jnp.where(state.pending, state.t_next_s, jnp.where(active, t_next, state.now_s))
 
         state, reward = self._admit_ring(state, action, params, decide)
@@ -195,7 +200,9 @@ class CounterEnv(ServingEnv):
             key, state, params, t_next, reward, max_rounds
         )
         finish = active & ~pending
-        state = self._next_arrival_ring(state, params, t_next, gap_s, finish & has_next)
+        state = self._next_arrival_ring(
+            state, params, (t_next, t_next_lo), gap_s, finish & has_next
+        )
         state = state.replace(
             step=i + finish.astype(jnp.int32),
             pending=active & pending,
@@ -260,6 +267,7 @@ class CounterEnv(ServingEnv):
             head=state.head,
             queue_len=state.queue_len,
             free_s=state.free_s,
+            free_lo_s=state.free_lo_s,
             batch_size=state.batch_size,
             counters=state.counters,
             reward=reward,
@@ -280,6 +288,7 @@ class CounterEnv(ServingEnv):
             head=loop.head,
             queue_len=loop.queue_len,
             free_s=loop.free_s,
+            free_lo_s=loop.free_lo_s,
             batch_size=batch_size,
             counters=loop.counters,
         )
@@ -315,7 +324,12 @@ class CounterEnv(ServingEnv):
         row = lambda a: a[jnp.minimum(model, cfg.num_models - 1)]
         at = lambda a: jnp.sum(jnp.where(on, a, 0))
         due = jnp.any(on)
+        # The batch goes to the replica that became free first (the one start_s waited for).
+        free_s = jnp.where(self._replica_mask, loop.free_s, _INF)
+        free_min = jnp.min(free_s, axis=1, keepdims=True)
+        first = jnp.arange(cfg.pad_replicas) == first_true(free_s == free_min)[:, None]  # (K, R)
         t_s, head, queue_len = at(loop.start_s), at(loop.head), at(loop.queue_len)
+        t_lo_s = self._start_lo(state, loop, on[:, None] & first)
         deadline_s, arrival_s = row(state.ring_deadline_s), row(state.ring_arrival_s)
         latency_s = row(params.latency_s)  # (B,)
 
@@ -348,7 +362,7 @@ class CounterEnv(ServingEnv):
         base_s = latency_s[jnp.maximum(size - 1, 0)]
         if cfg.service_noise:
             base_s = base_s * jnp.exp(params.noise_sigma * jax.random.normal(key))
-        done_s = t_s + base_s
+        done_s, done_lo_s = add_time(t_s, t_lo_s, base_s)
         lateness = done_s - deadline_s
         utility = self._utility(params, row(state.ring_quality), row(state.ring_grace_s), lateness)
         penalty = -params.miss_penalty.astype(jnp.float32)
@@ -374,23 +388,36 @@ class CounterEnv(ServingEnv):
             sum_utility=c.sum_utility + gained,
             sum_latency_s=c.sum_latency_s + totals[2],
         )
-        # The batch goes to the replica that became free first (the one start_s waited for).
-        free_s = jnp.where(self._replica_mask, loop.free_s, _INF)
-        replica = first_true(free_s == jnp.min(free_s, axis=1, keepdims=True))
-        pick = (jnp.arange(cfg.pad_replicas) == replica[:, None]) & (on & (size > 0))[:, None]
+        pick = first & (on & (size > 0))[:, None]
         removed = jnp.where(on, num_dropped + size, 0)
         return loop.replace(
             head=(loop.head + removed) % cfg.pad_queue,
             queue_len=loop.queue_len - removed,
             free_s=jnp.where(pick, done_s, loop.free_s),
+            free_lo_s=jnp.where(pick, done_lo_s, loop.free_lo_s),
             batch_size=jnp.where(pick, size, loop.batch_size),
             counters=counters,
             reward=loop.reward + gained,
         )
 
+    def _start_lo(self, state: RingState, loop: _Loop, replica):
+        """Lo part (compensated clock) of the batch start on `replica` (K, R; one True, or none).
+
+        The start is at max(now, that replica's completion, ready): it inherits the lo part
+        of the arrival clock or of the completion, whichever it is (the arrival's on a tie,
+        as `ServingEnv` has processed such a completion before the arrival); a max_wait
+        ready time carries none (without max_wait a start after `now` is at the completion).
+        """
+        start_s = loop.start_s[:, None]  # (K, 1)
+        lo = loop.free_lo_s
+        if self.config.max_wait:
+            lo = jnp.where(start_s == loop.free_s, lo, 0.0)
+        lo = jnp.where(start_s == state.now_s, state.now_lo_s, lo)
+        return jnp.sum(jnp.where(replica, lo, 0.0))
+
     # ------------------------------------------------------------ bookkeeping
     def _next_arrival_ring(self, state: RingState, params: SimParams, t_next, gap_s, moves):
-        """Move the clock to the next arrival; the ring's shift waits for the next admission."""
+        """Move the clock to `t_next` (hi, lo); the ring's shift waits for the next admission."""
         clock, shift = next_clock(state, params, t_next, gap_s, moves)
         return state.replace(**clock, free_s=state.free_s - shift, ring_shift_s=shift)
 

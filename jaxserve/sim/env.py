@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxserve.sim.events import EventsMixin, first_true, unit
+from jaxserve.sim.events import EventsMixin, add_time, first_true, unit
 from jaxserve.sim.types import (
     FREE,
     NEVER_S,
@@ -87,6 +87,7 @@ class ServingEnv(EventsMixin):
             free_s=jnp.zeros((k, r), jnp.float32),
             batch_size=jnp.zeros((k, r), jnp.int32),
             counters=empty_counters(cfg.num_actions),
+            free_lo_s=jnp.zeros((k, r), jnp.float32),
         )
         return self.observe(state, params), state
 
@@ -103,14 +104,14 @@ class ServingEnv(EventsMixin):
         nxt = jnp.minimum(i + 1, num_arrivals - 1)
         has_next = (i + 1 < num_arrivals) & arrivals.valid[nxt]
         gap_s = arrivals.gap_s[nxt].astype(jnp.float32)
-        t_next = jnp.where(has_next, state.now_s + gap_s, NEVER_S)
+        t_next, t_next_lo = next_arrival_s(state, gap_s, has_next)
 
         records = self._empty_records()
         new_state, records, reward = self._admit(state, action, params, records)
         new_state, records, reward, iterations = self._advance(
             key, new_state, params, t_next, records, reward
         )
-        new_state = self._next_arrival(new_state, params, t_next, gap_s, has_next)
+        new_state = self._next_arrival(new_state, params, (t_next, t_next_lo), gap_s, has_next)
 
         # A step after the episode's end changes nothing (padded traces, finished lanes).
         new_state = jax.tree.map(
@@ -185,7 +186,7 @@ class ServingEnv(EventsMixin):
 
     # ------------------------------------------------------------ bookkeeping
     def _next_arrival(self, state: EnvState, params: SimParams, t_next, gap_s, has_next):
-        """Move the clock to the next arrival, update the rate estimate, shift the origin."""
+        """Move the clock to `t_next` (hi, lo), update the rate estimate, shift the origin."""
         clock, shift = next_clock(state, params, t_next, gap_s, has_next)
         return state.replace(
             **clock,
@@ -245,30 +246,51 @@ class ServingEnv(EventsMixin):
 
 
 def start_clock(arrivals: Arrivals, params: SimParams) -> dict:
-    """State fields of the clock at the first arrival: origin_s, now_s, rate_est."""
+    """State fields of the clock at the first arrival: origin_s, now_s, now_lo_s, rate_est."""
     first_s = arrivals.gap_s[0].astype(jnp.float32)
     origin_s = jnp.floor(first_s).astype(jnp.int32)
     return {
         "origin_s": origin_s,
-        "now_s": first_s - origin_s.astype(jnp.float32),
+        "now_s": first_s - origin_s.astype(jnp.float32),  # exact: no lo part
+        "now_lo_s": jnp.float32(0.0),
         "rate_est": 1.0 / params.rate_window_s.astype(jnp.float32),
     }
 
 
-def next_clock(state, params: SimParams, t_next, gap_s, moves) -> tuple[dict, jax.Array]:
-    """Clock fields (now_s, origin_s, rate_est) at the next arrival, and the origin shift.
+def next_arrival_s(state, gap_s, has_next) -> tuple[jax.Array, jax.Array]:
+    """Time of the next arrival as (hi, lo) relative to the origin; NEVER_S if there is none.
 
-    Whole seconds move into the integer origin; the caller subtracts the returned shift
-    from every other stored time (integer shifts of float32 are exact).
+    The arrival clock is compensated (`add_time`): summing float32 gaps directly drifts by
+    microseconds per 10^5 arrivals (docs/simulator.md, "Clock precision"). After an origin
+    shift `now_lo_s` can exceed half an ulp of the smaller `now_s`, so a gap of 0 (or one
+    below that lo) could round to a time before `now_s`: such an arrival is at `now_s`,
+    with the rest in its lo part, so simultaneous arrivals share one float32 time.
+    """
+    t_next, t_next_lo = add_time(state.now_s, state.now_lo_s, gap_s)
+    at_now = (gap_s == 0) | (t_next < state.now_s)
+    t_next_lo = jnp.where(at_now, state.now_lo_s + gap_s, t_next_lo)
+    t_next = jnp.where(at_now, state.now_s, t_next)
+    return jnp.where(has_next, t_next, NEVER_S), jnp.where(has_next, t_next_lo, 0.0)
+
+
+def next_clock(state, params: SimParams, t_next, gap_s, moves) -> tuple[dict, jax.Array]:
+    """Clock fields (now_s, now_lo_s, origin_s, rate_est) at the next arrival, and the shift.
+
+    `t_next` is the arrival time as (hi, lo). Whole seconds move into the integer origin;
+    the caller subtracts the returned shift from every other stored time. Subtracting an
+    integer from a float32 time that is at least that integer (the clock, busy replicas,
+    future deadlines) is exact, and a lo part is unchanged by a shift.
     """
     window = params.rate_window_s.astype(jnp.float32)
     rate = jnp.where(
         moves, state.rate_est * jnp.exp(-gap_s / window) + 1.0 / window, state.rate_est
     )
-    now = jnp.where(moves, t_next, state.now_s)
+    t_next_s, t_next_lo = t_next
+    now = jnp.where(moves, t_next_s, state.now_s)
     shift = jnp.where(now >= 1.0, jnp.floor(now), 0.0)
     clock = {
         "now_s": now - shift,
+        "now_lo_s": jnp.where(moves, t_next_lo, state.now_lo_s),
         "origin_s": state.origin_s + shift.astype(jnp.int32),
         "rate_est": rate,
     }
@@ -311,6 +333,7 @@ __all__ = [
     "deadline_scale",
     "empty_counters",
     "in_system",
+    "next_arrival_s",
     "next_clock",
     "start_clock",
 ]

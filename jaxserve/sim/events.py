@@ -37,12 +37,13 @@ class EventsMixin:
         fixed = state
 
         def unpack(carry) -> EnvState:
-            slot_replica, slot_pos, queue_len, free_s, batch_size, counters = carry
+            slot_replica, slot_pos, queue_len, free_s, free_lo_s, batch_size, counters = carry
             return fixed.replace(
                 slot_replica=slot_replica,
                 slot_pos=slot_pos,
                 queue_len=queue_len,
                 free_s=free_s,
+                free_lo_s=free_lo_s,
                 batch_size=batch_size,
                 counters=counters,
             )
@@ -53,38 +54,47 @@ class EventsMixin:
                 state.slot_pos,
                 state.queue_len,
                 state.free_s,
+                state.free_lo_s,
                 state.batch_size,
                 state.counters,
             )
 
         # The carry holds the next event times, computed once at the end of each iteration
-        # (and once before the loop), so the loop condition is a cheap comparison.
+        # (and once before the loop), so the loop condition is a cheap comparison. Event
+        # times are compared by their float32 part; each also has a lo part (the compensated
+        # clock) that a batch started then inherits: a completion's is its replica's, a
+        # start's is that of the model's last event if it starts then (else it waited for a
+        # max_wait ready time, which has none).
         def cond(carry):
             t_complete, t_start = carry[2]
             return jnp.any(jnp.minimum(t_complete, t_start) <= t_next)
 
         def body(carry):
-            fields, t_cur, (t_complete, t_start), records, reward, it = carry
+            fields, (t_cur, t_cur_lo), (t_complete, t_start), records, reward, it = carry
             state = unpack(fields)
             t_event = jnp.minimum(t_complete, t_start)
             happens = t_event <= t_next  # (K,)
             complete = happens & (t_complete <= t_start)  # ties: completion first
-            state, records, reward = self._complete(
+            state, records, reward, t_complete_lo = self._complete(
                 params, state, complete, t_event, records, reward
             )
+            t_start_lo = jnp.where(t_event == t_cur, t_cur_lo, 0.0)
+            t_event_lo = jnp.where(complete, t_complete_lo, t_start_lo)
             _, t_start = self._event_times(state, params, t_event)
             start = happens & (t_start <= t_event)
             key_it = jax.random.fold_in(key, it) if self.config.service_noise else key
             state, records, reward = self._start(
-                key_it, state, params, start, t_event, records, reward
+                key_it, state, params, start, (t_event, t_event_lo), records, reward
             )
             t_cur = jnp.where(happens, t_event, t_cur)
+            t_cur_lo = jnp.where(happens, t_event_lo, t_cur_lo)
             times = self._event_times(state, params, t_cur)
-            return pack(state), t_cur, times, records, reward, it + 1
+            return pack(state), (t_cur, t_cur_lo), times, records, reward, it + 1
 
         t_cur = jnp.full((self.config.num_models,), state.now_s)
+        t_cur_lo = jnp.full((self.config.num_models,), state.now_lo_s)
         times = self._event_times(state, params, t_cur)
-        carry = (pack(state), t_cur, times, records, reward, jnp.int32(0))
+        carry = (pack(state), (t_cur, t_cur_lo), times, records, reward, jnp.int32(0))
         fields, _, _, records, reward, iterations = jax.lax.while_loop(cond, body, carry)
         return unpack(fields), records, reward, iterations
 
@@ -104,7 +114,10 @@ class EventsMixin:
         return t_complete, jnp.where(can_start, jnp.maximum(t_cur, ready_s), _INF)
 
     def _complete(self, params: SimParams, state: EnvState, complete, t_s, records, reward):
-        """Finish, at t_s (K,), the earliest-completing batch of each model in `complete`."""
+        """Finish, at t_s (K,), the earliest-completing batch of each model in `complete`.
+
+        Also returns the lo part of each completion time (K,; 0 where none completes).
+        """
         busy_free_s = jnp.where(state.batch_size > 0, state.free_s, _INF)
         replica = first_true(busy_free_s == jnp.min(busy_free_s, axis=1, keepdims=True))
         done = complete[:, None] & (state.slot_replica == replica[:, None])  # (K, S)
@@ -137,11 +150,16 @@ class EventsMixin:
             batch_size=jnp.where(pick, 0, state.batch_size),
             counters=counters,
         )
-        return state, records, reward + gained
+        t_lo = jnp.sum(jnp.where(pick, state.free_lo_s, 0.0), axis=1)
+        return state, records, reward + gained, t_lo
 
-    def _start(self, key, state: EnvState, params: SimParams, start, t_s, records, reward):
-        """Drop expired requests, then start one batch per model flagged in `start` (K,)."""
+    def _start(self, key, state: EnvState, params: SimParams, start, t, records, reward):
+        """Drop expired requests, then start one batch per model flagged in `start` (K,).
+
+        `t` is the start time per model as (float32 part, lo part), both (K,).
+        """
         cfg = self.config
+        t_s = t[0]
         waiting = state.slot_replica == WAITING  # (K, S)
         pos = state.slot_pos
         if cfg.drop_expired:
@@ -177,7 +195,7 @@ class EventsMixin:
                 sum_utility=c.sum_utility + penalty * num_dropped,
             ),
         )
-        state = self._load_batch(key, state, params, t_s, size, keep & (pos < size[:, None]))
+        state = self._load_batch(key, state, params, t, size, keep & (pos < size[:, None]))
         state = state.replace(
             slot_pos=jnp.where(keep, state.slot_pos - size[:, None], state.slot_pos),
             queue_len=num_keep - size,
@@ -210,21 +228,26 @@ class EventsMixin:
         )
         return jnp.clip(bound, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
 
-    def _load_batch(self, key, state: EnvState, params: SimParams, t_s, size, member):
-        """Put `member` requests (K, S) on the lowest-index idle replica of each model."""
+    def _load_batch(self, key, state: EnvState, params: SimParams, t, size, member):
+        """Put `member` requests (K, S) on the lowest-index idle replica of each model.
+
+        The batch starts at `t` = (float32 part, lo part), both (K,); its completion time
+        is their sum plus the service time, rounded by the compensated clock (`add_time`).
+        """
         cfg = self.config
         base_s = jnp.sum(jnp.where(self._sizes == size[:, None], params.latency_s, 0.0), axis=1)
         if cfg.service_noise:
             base_s = base_s * jnp.exp(
                 params.noise_sigma * jax.random.normal(key, (cfg.num_models,))
             )
-        done_s = t_s + base_s  # (K,)
+        done_s, done_lo_s = add_time(*t, base_s)  # (K,)
         idle = (state.batch_size == 0) & self._replica_mask
         replica = first_true(idle)
         pick = (jnp.arange(cfg.pad_replicas) == replica[:, None]) & (size > 0)[:, None]
         return state.replace(
             slot_replica=jnp.where(member, replica[:, None], state.slot_replica),
             free_s=jnp.where(pick, done_s[:, None], state.free_s),
+            free_lo_s=jnp.where(pick, done_lo_s[:, None], state.free_lo_s),
             batch_size=jnp.where(pick, size[:, None], state.batch_size),
         )
 
@@ -239,6 +262,29 @@ class EventsMixin:
         else:
             decay = jnp.exp(-x / grace_s)
         return quality * decay
+
+
+def add_time(t_s, t_lo_s, dt_s):
+    """The time `t_s + t_lo_s + dt_s` as a float32 pair (hi, lo): the compensated clock.
+
+    `hi = t_s + (dt_s + t_lo_s)` in float32 (two adds, so the comparisons, lateness and
+    latency that read it cost what they did before compensation) and `lo` is exactly what
+    those adds rounded off (TwoSum), so `hi + lo` is the exact time to ~1e-15 s and a
+    chain of sums (back-to-back batches, arrival after arrival) carries no error forward:
+    summing directly loses up to half a float32 ulp (6e-8 s below 1 s) per sum, which
+    piles up (docs/simulator.md, "Clock precision"). `|lo|` is at most an ulp of `hi`, and
+    the carried `t_lo_s` is absorbed, so it never grows. XLA does not reassociate float
+    arithmetic, so the error terms survive compilation. Shapes broadcast.
+    """
+    dt_lo_s = dt_s + t_lo_s
+    hi = t_s + dt_lo_s
+    return hi, _two_sum_error(t_s, dt_lo_s, hi) + _two_sum_error(dt_s, t_lo_s, dt_lo_s)
+
+
+def _two_sum_error(a, b, total):
+    """`a + b - total` exactly, where `total` is the float32 sum of a and b (TwoSum)."""
+    b_part = total - a
+    return (a - (total - b_part)) + (b - b_part)
 
 
 def unit(size: int, index: int) -> np.ndarray:

@@ -162,6 +162,12 @@ class EnvState:
     free_s: jax.Array  # (K, R) completion time if busy, else when it became idle
     batch_size: jax.Array  # (K, R) int32, 0 = idle
     counters: Counters
+    # Compensated clock (docs/simulator.md, "Clock precision"): the exact times are
+    # now_s + now_lo_s and free_s + free_lo_s, the lo parts holding what float32 rounded
+    # off when the clocks advanced. Last and defaulted so that states built outside the
+    # simulator for a policy (serving/router.py) need not set them.
+    now_lo_s: jax.Array = 0.0  # ()
+    free_lo_s: jax.Array = 0.0  # (K, R)
 
 
 def to_jnp_tuple(values, dtype=jnp.float32) -> jax.Array:
