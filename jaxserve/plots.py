@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from jaxserve.evaluation.bounds import bound_at  # noqa: E402
 from jaxserve.io_utils import save_figure_atomic  # noqa: E402
 
 
@@ -20,8 +21,9 @@ def plot_sweep(result: dict, path: str, mix: int = 0, deadline: int = 0):
         style = "-" if not name.startswith("static") else "--"
         ax_perf.plot(rates, perf, style, marker=".", label=name)
         ax_avail.plot(rates, avail, style, marker=".", label=name)
-    if result.get("fluid_upper_bound_normalized"):
-        ax_perf.plot(rates, result["fluid_upper_bound_normalized"], "k:", lw=2, label="fluid bound")
+    bound = bound_at(result, mix, deadline)
+    if bound:
+        ax_perf.plot(rates, bound, "k:", lw=2, label="fluid bound")
     for ax, label in ((ax_perf, "normalised performance"), (ax_avail, "availability")):
         ax.set_xscale("log")
         ax.set_xlabel("arrival rate (req/s)")

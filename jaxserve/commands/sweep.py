@@ -79,7 +79,8 @@ def sweep_config(args) -> SweepConfig:
 
 def cmd_sweep(args) -> int:
     """`jaxserve sweep`: table (or JSON); with --out, STEM.json, STEM.csv and STEM.png."""
-    from jaxserve.evaluation.grid import fluid_curve, format_sweep
+    from jaxserve.evaluation.bounds import sweep_bound
+    from jaxserve.evaluation.grid import format_sweep
 
     config = sweep_config(args)
     scenario = config.scenario
@@ -88,13 +89,10 @@ def cmd_sweep(args) -> int:
         policies = build_policies(list(config.policies), scenario)
         per_seed, _ = run_sweep_grid(config, policies, bar.update)
     result = seed_means(per_seed)
-    kind = resolve_workload(config.workload, scenario).kind
+    spec = resolve_workload(config.workload, scenario)
     result["workload"] = args.workload or "poisson"
-    # The fluid LP bounds a stationary arrival process; for bursts and replays it is no bound.
-    result["fluid_upper_bound_normalized"] = (
-        fluid_curve(scenario, config.rates, config.mixes[0] if config.mixes else None)
-        if kind in ("poisson", "gamma")
-        else None
+    result.update(
+        sweep_bound(scenario, spec, config.rates, result["mixes"], config.deadline_scales)
     )
     if args.out:
         from jaxserve.io_utils import write_json_atomic

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jaxserve.evaluation.grid import fluid_curve, run_sweep
+from jaxserve.evaluation.bounds import nominal_curve
+from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.simulate import simulate
 from jaxserve.policies.baselines import baseline_names
 from jaxserve.progress import no_progress
@@ -57,7 +58,7 @@ def poisson_comparison(
     sweep = run_sweep(scenario, names, rates, None, (1.0,), num_requests, seeds, resolved)
     perf = np.asarray(sweep["normalized_performance"])[:, :, 0, 0]  # (P, R)
     avail = np.asarray(sweep["availability"])[:, :, 0, 0]
-    bound = np.asarray(fluid_curve(scenario, rates))
+    bound = np.asarray(nominal_curve(scenario, rates))
     out = {
         "rates": rates.tolist(),
         "policies": names,

@@ -39,7 +39,7 @@ def evaluate_checkpoint(
     One row per policy, rate and seed, with the fluid bound at that rate. `scenario`: the
     checkpoint's own by default; `rates`: 1/30 .. 3x the best model's capacity, 10 points.
     """
-    from jaxserve.evaluation.grid import fluid_curve
+    from jaxserve.evaluation.bounds import nominal_curve
     from jaxserve.policies.baselines import baseline_names
     from jaxserve.rl.envs import poisson_rates
     from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
@@ -50,7 +50,7 @@ def evaluate_checkpoint(
     config = SweepConfig(scenario, [ROUTER, *others], rates, None, (1.0,), num_requests, seeds)
     router = load_learned_policy(path, scenario)
     result, _ = run_sweep_grid(config, [router, *build_policies(others, scenario)])
-    bound = dict(zip(rates, fluid_curve(scenario, rates), strict=True))
+    bound = dict(zip(rates, nominal_curve(scenario, rates), strict=True))
     return Records(
         {"checkpoint": str(path), **row, "fluid_upper_bound_normalized": bound[row["rate"]]}
         for row in sweep_records(result, scenario)

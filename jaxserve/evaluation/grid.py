@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
+from jaxserve.evaluation.bounds import bound_at
 from jaxserve.limits import check_memory
 from jaxserve.policies.baselines import make_policy
 from jaxserve.progress import no_progress
@@ -112,7 +113,8 @@ def run_sweep(
             lane_args=policy_index,
             params_batched=True,
         )
-        return jax.vmap(counter_metrics)(counters)
+        hard = scenario.deadline_kind == "hard"
+        return jax.vmap(lambda c, p: counter_metrics(c, p.miss_penalty, hard))(counters, params)
 
     axes = (
         range(len(policies)),
@@ -179,14 +181,6 @@ def rescaled(spec: WorkloadSpec, wparams):
     return lambda rate: wparams.replace(rate_scale=wparams.rate_scale * rate / base_rate)
 
 
-def fluid_curve(scenario: Scenario, rates, mix=None) -> list[float]:
-    """Fluid LP bound, normalised by peak, at each rate."""
-    from jaxserve.policies.lp import fluid_upper_bound
-
-    peak = scenario.peak_quality(mix)
-    return [fluid_upper_bound(scenario, float(r), mix)[0] / peak for r in rates]
-
-
 def format_sweep(result: dict) -> str:
     """Normalised performance (and availability) per policy and rate, first mix and deadline."""
     rates = result["rates"]
@@ -201,8 +195,10 @@ def format_sweep(result: dict) -> str:
         avail = [result["availability"][p][r][0][0] for r in range(len(rates))]
         lines.append(f"{name:<14}" + "".join(f"{v:>8.3f}" for v in perf))
         lines.append(f"{'':<14}" + "".join(f"{v:>8.3f}" for v in avail))
-    bound = result.get("fluid_upper_bound_normalized")
-    if bound:
-        lines.append(f"{'fluid bound':<14}" + "".join(f"{v:>8.3f}" for v in bound))
+    bound = bound_at(result)
+    cells = [f"{v:>8.3f}" for v in bound] if bound else [f"{'n/a':>8}"] * len(rates)
+    lines.append(f"{'fluid bound':<14}" + "".join(cells))
+    if result.get("fluid_upper_bound_note"):
+        lines.append(f"(no fluid bound: {result['fluid_upper_bound_note']})")
     lines.append(f"({result['decisions']} decisions in {result['wall_s']:.1f} s, one call)")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Application code over the library: it resolves a policy by name (a baseline from
 `jaxserve.policies`, or a router checkpoint through `jaxserve.rl`), runs the per-request
-simulator and adds the fluid bound; `jaxserve simulate` and the comparisons call it.
+simulator and adds the run's fluid bound (`bounds.realised_bound`); `jaxserve simulate`
+and the comparisons call it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from jaxserve.evaluation.bounds import no_bound_reason, realised_bound
 from jaxserve.limits import check_memory
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
@@ -81,19 +83,27 @@ def simulate(
         seed=seed,
         model_names=list(scenario.model_names),
     )
-    if workload.kind == "poisson":
-        out.update(_fluid_bound(scenario, workload))
+    out.update(_fluid_bound(scenario, arrivals, arrival_s))
     return out
 
 
-def _fluid_bound(scenario: Scenario, workload: WorkloadSpec) -> dict:
-    """The fluid LP bound at the workload's rate and mix (stationary Poisson only)."""
-    from jaxserve.policies.lp import fluid_upper_bound
-
-    mix = workload.task_mix if workload.task_mix is not None else None
-    bound, _ = fluid_upper_bound(scenario, workload.rate, mix)
-    peak = scenario.peak_quality(mix)
-    return {"fluid_upper_bound": bound, "fluid_upper_bound_normalized": bound / peak}
+def _fluid_bound(scenario: Scenario, arrivals, arrival_s) -> dict:
+    """The run's own fluid bound (realised arrivals), or null with the reason there is none."""
+    reason = no_bound_reason(scenario)
+    if reason is not None:
+        return {
+            "fluid_upper_bound": None,
+            "fluid_upper_bound_normalized": None,
+            "fluid_upper_bound_note": reason,
+        }
+    valid = np.asarray(arrivals.valid)
+    scale = arrivals.deadline_scale
+    return realised_bound(
+        scenario,
+        arrival_s[valid],
+        np.asarray(arrivals.task)[valid],
+        None if scale is None else np.asarray(scale)[valid],
+    )
 
 
 __all__ = ["resolve_policy", "simulate"]

@@ -1,14 +1,17 @@
 """The fluid upper bound (docs/spec.md §4) and the routing table of the `lp` policy.
 
-For arrival rate λ and task mix p, route a fraction x[t, k] of task-t requests to model k:
+For arrival rate λ and a mix p over request classes c (a task, or a task with a deadline
+scale), route a fraction x[c, k] of class-c requests to model k:
 
-    maximise   Σ_t p_t Σ_k x_tk (q_tk + penalty) - penalty
-    subject to Σ_k x_tk ≤ 1 (per task),  x ≥ 0,  Σ_t λ p_t x_tk ≤ μ_k (per model),
+    maximise   Σ_c p_c Σ_k x_ck (q_ck + penalty) - penalty
+    subject to Σ_k x_ck ≤ 1 (per class),  x ≥ 0,  Σ_c λ p_c x_ck / μ_ck ≤ 1 (per model),
 
-where μ_k is model k's on-time throughput (`Scenario.capacity_per_model`) and the
-unrouted fraction 1 - Σ_k x_tk earns -penalty (= -miss_penalty, 0 by default). The value
-is utility per arrived request, the unit of docs/spec.md's "performance"; with penalty 0 it is the
-brief's Σ_t p_t Σ_k x_tk q_tk.
+where μ_ck is model k's on-time throughput for class c's deadline
+(`Scenario.capacity_per_task`; x_ck = 0 where no batch meets it) and the unrouted fraction
+earns -penalty. Each on-time request of class c uses at least 1/μ_ck of model k's
+replica-seconds, so the per-model row is a time budget; docs/policies.md has the proof
+sketch. With penalty 0 (the default for a Scenario) the value bounds "performance", the
+quality delivered per arrived request; a tuple source keeps its given penalty.
 """
 
 from __future__ import annotations
@@ -36,26 +39,31 @@ def _check_rate(rate: float) -> float:
     return float(rate)
 
 
-def _problem(source, task_mix) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(quality (T,K), capacity (K,), mix (T,), penalty) from a Scenario or arrays."""
+def _problem(
+    source, task_mix, deadline_scale: float, penalty: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(quality (T,K), capacity (T,K), mix (T,), penalty) from a Scenario or arrays."""
     if isinstance(source, Scenario):
-        quality, capacity = np.asarray(source.quality), source.capacity_per_model()
-        penalty = source.miss_penalty
-        default_mix = source.task_mix()
+        quality = np.asarray(source.quality, np.float64)
+        capacity = source.capacity_per_task(deadline_scale)
+        default_mix, given_penalty = source.task_mix(), 0.0
     else:
         quality, capacity = (np.asarray(a, np.float64) for a in source[:2])
-        penalty = float(source[2]) if len(source) > 2 else 0.0
+        given_penalty = float(source[2]) if len(source) > 2 else 0.0
         default_mix = np.full(quality.shape[0], 1.0 / quality.shape[0])
     mix = default_mix if task_mix is None else np.asarray(task_mix, np.float64)
     _check_arrays(quality, capacity, mix)
-    return quality, capacity, mix / mix.sum(), penalty
+    if capacity.ndim == 1:  # one capacity per model: the same for every class
+        capacity = np.broadcast_to(capacity, quality.shape)
+    return quality, capacity, mix / mix.sum(), given_penalty if penalty is None else penalty
 
 
 def _check_arrays(quality: np.ndarray, capacity: np.ndarray, mix: np.ndarray):
     """Shapes agree, quality in [0, 1], capacity ≥ 0, mix a non-zero distribution."""
-    if quality.ndim != 2 or capacity.shape != (quality.shape[1],):
+    if quality.ndim != 2 or capacity.shape not in ((quality.shape[1],), quality.shape):
         raise InputError(
-            f"quality, capacity shapes = {quality.shape}, {capacity.shape}: expected (T, K), (K,)"
+            f"quality, capacity shapes = {quality.shape}, {capacity.shape}: "
+            "expected (T, K), (K,) or (T, K)"
         )
     if mix.shape != (quality.shape[0],):
         raise InputError(f"task_mix shape = {mix.shape}: expected ({quality.shape[0]},)")
@@ -68,21 +76,25 @@ def _check_arrays(quality: np.ndarray, capacity: np.ndarray, mix: np.ndarray):
 
 
 def _solve(quality, capacity, mix, penalty, rate) -> tuple[float, np.ndarray]:
-    """Solve one LP with HiGHS; x is row-major (T, K)."""
-    num_tasks, num_models = quality.shape
-    gain = mix[:, None] * (quality + penalty + SERVE_BONUS)  # (T, K)
-    one_per_task = np.kron(np.eye(num_tasks), np.ones((1, num_models)))  # (T, T*K)
-    load_per_model = np.kron(rate * mix[None, :], np.eye(num_models))  # (K, T*K)
+    """Solve one LP with HiGHS; quality, capacity (C, K); x is row-major (C, K)."""
+    num_classes, num_models = quality.shape
+    gain = mix[:, None] * (quality + penalty + SERVE_BONUS)  # (C, K)
+    one_per_class = np.kron(np.eye(num_classes), np.ones((1, num_models)))  # (C, C*K)
+    servable = capacity > 0
+    time_per_request = servable * rate * mix[:, None] / np.where(servable, capacity, 1.0)
+    time_budget = np.zeros((num_models, num_classes, num_models))  # (K, C, K)
+    for k in range(num_models):
+        time_budget[k, :, k] = time_per_request[:, k]
     result = optimize.linprog(
         -gain.ravel(),
-        A_ub=np.vstack([one_per_task, load_per_model]),
-        b_ub=np.concatenate([np.ones(num_tasks), capacity]),
-        bounds=(0, None),
+        A_ub=np.vstack([one_per_class, time_budget.reshape(num_models, -1)]),
+        b_ub=np.ones(num_classes + num_models),
+        bounds=[(0, None if ok else 0) for ok in servable.ravel()],
         method="highs",
     )
     if result.status != 0:
         raise RuntimeError(f"fluid LP failed: {result.message}")  # cannot happen: x=0 feasible
-    x = np.clip(result.x.reshape(num_tasks, num_models), 0.0, 1.0)
+    x = np.clip(result.x.reshape(num_classes, num_models), 0.0, 1.0)
     value = float(np.sum(mix[:, None] * x * (quality + penalty)) - penalty * mix.sum())
     return value, x
 
@@ -91,15 +103,20 @@ def fluid_upper_bound(
     source: Scenario | Sequence,
     rate: float,
     task_mix: Sequence[float] | None = None,
+    deadline_scale: float = 1.0,
+    penalty: float | None = None,
 ) -> tuple[float, np.ndarray]:
-    """(bound on performance per arrived request, routing fractions x[t, k]).
+    """(bound on utility per arrived request, routing fractions x[t, k]).
 
     Args:
-      source: a Scenario, or (quality (T, K), capacity μ (K,) req/s[, miss_penalty]).
+      source: a Scenario, or (quality (C, K), capacity μ (K,) or (C, K) req/s[, penalty]).
       rate: total arrival rate λ, arrivals/s.
-      task_mix: p (T,); default the scenario's workload mix, else uniform.
+      task_mix: p (C,); default the scenario's workload mix, else uniform.
+      deadline_scale: every task deadline times this (a Scenario source only).
+      penalty: utility of an unserved request is -penalty; default 0 for a Scenario (the
+        bound on performance, quality delivered), the tuple's third entry otherwise.
     """
-    quality, capacity, mix, penalty = _problem(source, task_mix)
+    quality, capacity, mix, penalty = _problem(source, task_mix, deadline_scale, penalty)
     return _solve(quality, capacity, mix, penalty, _check_rate(rate))
 
 
@@ -116,10 +133,13 @@ def lp_routing_table(
     rates: Sequence[float] | None = None,
     task_mix: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """x[r, t, k] of the fluid LP at each rate of a sorted grid; shape (num_rates, T, K)."""
+    """x[r, t, k] of the fluid LP at each rate of a sorted grid; shape (num_rates, T, K).
+
+    The routing objective prices a miss at the scenario's `miss_penalty`.
+    """
     rates = rate_grid(scenario) if rates is None else np.asarray(rates, np.float64)
     if rates.ndim != 1 or rates.size == 0 or np.any(np.diff(rates) <= 0):
         raise InputError(f"rates = {rates.tolist()}: expected a non-empty increasing list")
-    quality, capacity, mix, penalty = _problem(scenario, task_mix)
+    quality, capacity, mix, penalty = _problem(scenario, task_mix, 1.0, scenario.miss_penalty)
     tables = [_solve(quality, capacity, mix, penalty, _check_rate(float(r)))[1] for r in rates]
     return np.stack(tables).astype(np.float32)

@@ -102,11 +102,16 @@ class ServingAdapter:
         return obs, env_state, reward, done, credits
 
     def episode_metrics(self, env_state) -> dict:
-        m = counter_metrics(env_state.counters)
+        m = self._metrics(env_state.counters)
         return {
             "train_normalized_performance": m["normalized_performance"],
             "train_availability": m["availability"],
         }
+
+    def _metrics(self, counters) -> dict:
+        """counter_metrics with this scenario's miss penalty added back (quality delivered)."""
+        hard = self.env.config.deadline_kind == "hard"
+        return counter_metrics(counters, self.params.miss_penalty, hard)
 
     def evaluate(self, key: jax.Array, q_fn) -> dict:
         """Greedy (argmax Q) policy on Poisson at each eval rate: normalised performance."""
@@ -119,7 +124,7 @@ class ServingAdapter:
             key_workload, key_run = jax.random.split(key)
             arrivals = self.eval_generate(key_workload, self.eval_wparams.replace(rate=rate))
             counters = counter_rollout(self.eval_env, policy, key_run, self.params, arrivals)
-            return counter_metrics(counters)["normalized_performance"]
+            return self._metrics(counters)["normalized_performance"]
 
         perf = jax.vmap(one)(keys, rates).reshape(num_rates, num_episodes).mean(axis=1)
         return {"eval_normalized_performance": perf, "eval_mean": perf.mean()}

@@ -5,10 +5,11 @@ Per-request (numpy, from a rollout ledger) and aggregate (jnp, counters).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxserve.sim.types import LATE, ON_TIME, OUTCOME_NAMES, Counters
+from jaxserve.sim.types import DROPPED, LATE, ON_TIME, OUTCOME_NAMES, REJECTED, Counters
 
 DEFAULT_WINDOW_S = 10.0
 TRACE_WINDOW_S = 60.0
@@ -53,7 +54,8 @@ def request_metrics(
     """
     valid = np.ones(len(tasks), bool) if valid is None else np.asarray(valid, bool)
     outcome = np.asarray(ledger["outcome"])[valid]
-    utility = np.asarray(ledger["utility"], np.float64)[valid]
+    reward = np.asarray(ledger["utility"], np.float64)[valid]
+    utility = np.maximum(reward, 0.0)  # quality delivered: a miss's -penalty is reward only
     latency = np.asarray(ledger["latency_s"], np.float64)[valid]
     actions = np.asarray(ledger["action"])[valid]
     arrival_s, tasks = np.asarray(arrival_s)[valid], np.asarray(tasks)[valid]
@@ -72,6 +74,7 @@ def request_metrics(
         "num_arrived": n,
         **{f"num_{name}": int(c) for name, c in zip(OUTCOME_NAMES, counts, strict=True)},
         "performance": performance,
+        "reward": float(reward.sum() / n),
         "peak": peak,
         "normalized_performance": performance / peak if peak > 0 else 0.0,
         "availability": float(counts[ON_TIME] / n),
@@ -102,14 +105,27 @@ def _per_task_mix(actions, tasks, quality, num_actions: int) -> list[list[float]
     return rows
 
 
-def counter_metrics(counters: Counters) -> dict:
-    """Aggregate metrics from running totals; works on batched counters (jnp, vmap-friendly)."""
+def penalised_count(counters: Counters, hard: bool = True) -> jax.Array:
+    """Requests that earned -miss_penalty: dropped, rejected, late (hard deadlines only)."""
+    late = counters.num_outcome[..., LATE] if hard else 0
+    return counters.num_outcome[..., DROPPED] + counters.num_outcome[..., REJECTED] + late
+
+
+def counter_metrics(counters: Counters, miss_penalty=0.0, hard: bool = True) -> dict:
+    """Aggregate metrics from running totals; works on batched counters (jnp, vmap-friendly).
+
+    `performance` is quality delivered: the counters' utility sum with the miss penalty
+    (`miss_penalty`, per lane or scalar; `hard` = hard deadlines) added back; `reward`
+    keeps it (docs/policies.md, "Metrics").
+    """
     arrived = jnp.maximum(counters.num_arrived, 1).astype(jnp.float32)
     completed = counters.num_outcome[..., ON_TIME] + counters.num_outcome[..., LATE]
-    performance = counters.sum_utility / arrived
+    quality = counters.sum_utility + miss_penalty * penalised_count(counters, hard)
+    performance = quality / arrived
     peak = counters.sum_peak / arrived
     return {
         "performance": performance,
+        "reward": counters.sum_utility / arrived,
         "peak": peak,
         "normalized_performance": performance / jnp.maximum(peak, 1e-12),
         "availability": counters.num_outcome[..., ON_TIME] / arrived,

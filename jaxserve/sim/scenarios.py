@@ -214,13 +214,19 @@ class Scenario:
 
         See docs/spec.md §4.
         """
-        min_deadline = min(self.deadline_s)
+        return self.capacity_at(min(self.deadline_s))
+
+    def capacity_at(self, deadline_s: float) -> np.ndarray:
+        """μ_k(D): model k's on-time throughput when every request has deadline D, req/s (K,)."""
         mu = [
-            r
-            * max((b / lat for b, lat in enumerate(profile, 1) if lat <= min_deadline), default=0.0)
+            r * max((b / lat for b, lat in enumerate(profile, 1) if lat <= deadline_s), default=0.0)
             for r, profile in zip(self.replicas, self.latency_s, strict=True)
         ]
         return np.asarray(mu, dtype=np.float64)
+
+    def capacity_per_task(self, deadline_scale: float = 1.0) -> np.ndarray:
+        """μ_k(D_t · scale) for every task t and model k, req/s; shape (T, K)."""
+        return np.stack([self.capacity_at(d * deadline_scale) for d in self.deadline_s])
 
     def task_mix(self) -> np.ndarray:
         """The default workload's task mix, uniform when not given; shape (T,)."""
