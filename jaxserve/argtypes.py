@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from jaxserve.limits import MAX_RATE, MAX_SEED, MAX_TIME_S, MIN_RATE, MIN_TIME_S
+from jaxserve.limits import MAX_PENALTY, MAX_RATE, MAX_SEED, MAX_TIME_S, MIN_RATE, MIN_TIME_S
 
 
 def _number(text: str, kind=float):
@@ -52,4 +52,12 @@ def seconds(text: str) -> float:
     return value
 
 
-__all__ = ["positive_int", "rate", "seconds", "seed"]
+def penalty(text: str) -> float:
+    """A miss penalty in [0, MAX_PENALTY] quality units."""
+    value = _number(text)
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_PENALTY):
+        raise argparse.ArgumentTypeError(f"{text} is not a penalty in [0, {MAX_PENALTY:g}]")
+    return value
+
+
+__all__ = ["penalty", "positive_int", "rate", "seconds", "seed"]

@@ -57,6 +57,8 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxserve.commands.scenario import add_miss_penalty
+
     parser = _Parser(prog="jaxserve", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jaxserve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-requests", type=positive_int, default=20_000, help="arrivals in the episode"
     )
     p.add_argument("--window-s", type=seconds, default=None, help="window of windowed metrics, s")
+    add_miss_penalty(p)
 
     p = sub.add_parser("sweep", help="policy x rate x mix x deadline grid in one vmapped call")
     _add_common(p)
@@ -108,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-requests", type=positive_int, default=4000, help="arrivals per simulation"
     )
     p.add_argument("--seeds", type=positive_int, default=4, help="workload seeds per grid point")
+    add_miss_penalty(p)
     p.add_argument(
         "--out", default=None, help="write STEM.json, STEM.csv (a row per point and seed), STEM.png"
     )
@@ -227,11 +231,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_simulate(args) -> int:
+    from jaxserve.commands.scenario import with_overrides
     from jaxserve.evaluation.simulate import simulate
     from jaxserve.sim.parse import parse_workload
     from jaxserve.sim.scenarios import get_scenario
 
-    scenario = get_scenario(args.scenario)
+    scenario = with_overrides(get_scenario(args.scenario), args)
     workload = parse_workload(args.workload, scenario.workload, args.rate)
     result = simulate(
         scenario,
@@ -253,6 +258,8 @@ SUMMARY_KEYS = (
     "performance",
     "normalized_performance",
     "peak",
+    "reward",
+    "miss_penalty",
     "fluid_upper_bound",
     "fluid_upper_bound_normalized",
     "availability",
@@ -277,10 +284,12 @@ def format_metrics(result: dict) -> str:
         f"workload {result['workload']}  seed {result['seed']}"
     ]
     for key in SUMMARY_KEYS:
-        if key in result and result[key] is not None:
+        if key in result:
             value = result[key]
             text = f"{value:.4f}" if isinstance(value, float) else str(value)
-            lines.append(f"  {key:<30} {text}")
+            lines.append(f"  {key:<30} {'n/a' if value is None else text}")
+    if result.get("fluid_upper_bound_note"):
+        lines.append(f"  (no fluid bound: {result['fluid_upper_bound_note']})")
     mix = ", ".join(
         f"{name} {f:.3f}"
         for name, f in zip(

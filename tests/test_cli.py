@@ -274,3 +274,23 @@ def test_evaluate_on_one_workload_with_progress(tmp_path, capsys):
     names = list(printed["workload"])
     assert names[0] == "router" and "static:opt-6.7b" in names and len(names) == 9
     assert "9/9" in captured.err  # the progress bar counted every run
+
+
+def test_miss_penalty_flag_reaches_the_run(capsys):
+    args = ["simulate", "--policy", "static:2", "--num-requests", "300", "--rate", "800"]
+    assert main(args + ["--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(args + ["--json", "--miss-penalty", "2"]) == 0
+    priced = json.loads(capsys.readouterr().out)
+    assert priced["miss_penalty"] == 2.0 and plain["miss_penalty"] == 0.0
+    assert priced["performance"] == pytest.approx(plain["performance"])
+    assert priced["reward"] < plain["reward"]
+
+
+@pytest.mark.parametrize(
+    "command", ["simulate", "sweep", "train --out x", "evaluate --checkpoint x"]
+)
+def test_bad_miss_penalty_is_one_line(command, capsys):
+    assert main([*command.split(), "--miss-penalty", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--miss-penalty: -1 is not a penalty" in err[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxserve.commands.scenario import with_overrides
 from jaxserve.errors import InputError
 from jaxserve.evaluation.grid import num_chunks
 from jaxserve.evaluation.sweep import (
@@ -60,7 +61,7 @@ def sweep_config(args) -> SweepConfig:
     """The `jaxserve sweep` arguments as a SweepConfig (scenario resolved)."""
     from jaxserve.policies.baselines import baseline_names
 
-    scenario = get_scenario(args.scenario)
+    scenario = with_overrides(get_scenario(args.scenario), args)
     names = args.policies.split(",") if args.policies else baseline_names(scenario.model_names)
     mixes = None
     if args.mixes:

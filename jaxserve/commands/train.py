@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 from jaxserve.argtypes import positive_int, rate, seed
+from jaxserve.commands.scenario import add_miss_penalty, with_overrides
 from jaxserve.errors import InputError
 from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_WORKLOADS, DQNConfig
 
@@ -27,6 +28,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="override the scenario's deadline kind (soft: no expiry drops)",
     )
+    add_miss_penalty(p)
     p.add_argument("--hparams", default="", help=f"NAME=VALUE,... among {', '.join(HPARAM_NAMES)}")
     p.add_argument(
         "--search",
@@ -93,6 +95,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="router checkpoint directory")
     p.add_argument("--scenario", default=None, help="default: the checkpoint's own scenario")
+    add_miss_penalty(p)
     p.add_argument(
         "--workload",
         default=None,
@@ -131,7 +134,7 @@ def _int_hparams(d: dict) -> dict:
 def training_scenario(args):
     from jaxserve.sim.scenarios import get_scenario
 
-    scenario = get_scenario(args.scenario)
+    scenario = with_overrides(get_scenario(args.scenario), args)
     if args.deadline_kind and args.deadline_kind != scenario.deadline_kind:
         scenario = dataclasses.replace(
             scenario,
@@ -254,8 +257,9 @@ def cmd_evaluate(args) -> int:
     from jaxserve.sim.parse import parse_workload
     from jaxserve.sim.scenarios import get_scenario
 
-    scenario = (
-        get_scenario(args.scenario) if args.scenario else load_checkpoint_scenario(args.checkpoint)
+    scenario = with_overrides(
+        get_scenario(args.scenario) if args.scenario else load_checkpoint_scenario(args.checkpoint),
+        args,
     )
     result = {"checkpoint": args.checkpoint, "scenario": scenario.name}
     one_workload = bool(args.workload or args.rate)

@@ -81,6 +81,7 @@ def simulate(
         policy=policy_name,
         workload=workload.kind,
         seed=seed,
+        miss_penalty=scenario.miss_penalty,
         model_names=list(scenario.model_names),
     )
     out.update(_fluid_bound(scenario, arrivals, arrival_s))

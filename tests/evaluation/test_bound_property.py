@@ -187,3 +187,14 @@ def test_no_run_beats_its_bound():
     assert len(slack) >= 100
     assert min(slack) >= -1e-5, f"a run beat its bound by {-min(slack):.2e}"
     assert beat_old_bound > 0  # the shortest-deadline bound was not one: the test can fail
+
+
+def test_miss_penalty_shapes_reward_not_performance():
+    s = two_deadline_scenario()
+    w = WorkloadSpec(rate=30.0)
+    plain = simulate(s, "static:0", w, 1000)
+    priced = simulate(dataclasses.replace(s, miss_penalty=0.5), "static:0", w, 1000)
+    misses = plain["num_late"] + plain["num_dropped"] + plain["num_rejected"]
+    assert misses > 0 and priced["performance"] == pytest.approx(plain["performance"])
+    assert priced["reward"] == pytest.approx(plain["reward"] - 0.5 * misses / 1000)
+    assert priced["fluid_upper_bound"] == pytest.approx(plain["fluid_upper_bound"])
