@@ -107,7 +107,13 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--num-requests", type=positive_int, default=None, help="arrivals per run (None: by mode)"
     )
-    p.add_argument("--seeds", type=positive_int, default=4, help="episodes per Poisson grid point")
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=8,
+        help="episodes per Poisson grid point and per policy on the unpredictable workload "
+        "(intervals are over these)",
+    )
     p.add_argument("--quick", action="store_true", help="smaller runs (smoke tests)")
     p.add_argument("--out", default=None, help="write STEM.json and STEM-*.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -263,7 +269,8 @@ def cmd_evaluate(args) -> int:
     )
     result = {"checkpoint": args.checkpoint, "scenario": scenario.name}
     one_workload = bool(args.workload or args.rate)
-    runs = len(ev.policy_names(scenario)) + (0 if one_workload else 1)  # + the Poisson sweep
+    rows = len(ev.policy_names(scenario)) + scenario.num_models  # + equal-hardware statics
+    runs = len(ev.policy_names(scenario)) if one_workload else rows + 1  # + the Poisson sweep
     with progress_bar(runs, "evaluate", "run", not args.no_progress) as bar:
         if one_workload:
             spec = parse_workload(args.workload, scenario.workload, args.rate)
@@ -281,9 +288,10 @@ def cmd_evaluate(args) -> int:
             unpred = ev.unpredictable_comparison(
                 args.checkpoint,
                 scenario,
-                num_requests=5000 if args.quick else 200_000,
+                num_requests=2500 if args.quick else 25_000,
                 seed=args.seed,
                 on_run=bar.update,
+                seeds=2 if args.quick else args.seeds,
             )
             result.update(poisson=poisson, unpredictable=unpred)
             text = ev.format_poisson(poisson) + "\n\n" + ev.format_unpredictable(unpred)

@@ -499,9 +499,39 @@ def opt_a100x8_large() -> Scenario:
     )
 
 
+def equal_hardware(scenario: Scenario, model: int, gpus: int | None = None) -> Scenario:
+    """Model `model` alone on the scenario's GPUs (one replica per GPU; default: as many).
+
+    The static baseline on equal hardware (docs/results.md): same latency profile, quality
+    column, deadlines and rules; queue capacity per replica as in `scenario`.
+    """
+    gpus = sum(scenario.replicas) if gpus is None else gpus
+    per_replica = -(-scenario.queue_capacity[model] // scenario.replicas[model])
+    name = scenario.model_names[model]
+    return dataclasses.replace(
+        scenario,
+        name=f"{name}-x{gpus}",
+        model_names=(name,),
+        quality=tuple((row[model],) for row in scenario.quality),
+        latency_s=(scenario.latency_s[model],),
+        replicas=(gpus,),
+        queue_capacity=(per_replica * gpus,),
+        max_wait_s=scenario.max_wait_s[model : model + 1],
+        description=f"{display_name(name)} x{gpus} GPUs: {scenario.name}'s model alone",
+    )
+
+
+def display_name(model: str) -> str:
+    """'opt-6.7b' -> 'OPT-6.7B' (names as people write them)."""
+    return model.upper() if model.startswith("opt-") else model
+
+
 BUILTIN_SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "opt-a100x4": opt_a100x4,
     "opt-a100x8-large": opt_a100x8_large,
+    **{
+        f"{m}-x4": (lambda k=k: equal_hardware(opt_a100x4(), k)) for k, m in enumerate(PAPER_MODELS)
+    },
 }
 DEFAULT_SCENARIO = "opt-a100x4"
 
