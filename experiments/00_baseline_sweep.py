@@ -5,75 +5,98 @@ docs/figures/sweep_opt-a100x4` (8 policies x 16 rates x 4 seeds, one jitted vmap
 writes docs/figures/sweep_opt-a100x4.{json,png,txt} (the figure the README shows) and
 docs/experiments/00_baseline_sweep.json.
 
-    .venv/bin/python experiments/00_baseline_sweep.py [--quick]
+    .venv/bin/python experiments/00_baseline_sweep.py [--quick | --smoke]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-from jaxserve.evaluation.grid import default_rates, fluid_curve, format_sweep, run_sweep  # noqa: E402
-from jaxserve.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
-from jaxserve.plots import plot_sweep  # noqa: E402
-from jaxserve.policies.baselines import baseline_names  # noqa: E402
-from jaxserve.sim.scenarios import get_scenario  # noqa: E402
+from jaxserve.evaluation.grid import default_rates, fluid_curve, format_sweep, run_sweep
+from jaxserve.io_utils import write_json_atomic, write_text_atomic
+from jaxserve.plots import plot_sweep
+from jaxserve.policies.baselines import baseline_names
+from jaxserve.research.runs import Run, write_result
+from jaxserve.sim.scenarios import get_scenario
 
 NAME = "00_baseline_sweep"
 TITLE = "Baselines across load on opt-a100x4 (hard 60 ms deadline, deadline batching)"
 
 
-def get_config(quick: bool = False, smoke: bool = False) -> dict:
-    """The committed grid is cheap enough to run in full even in quick mode (~20 s)."""
-    if smoke:
-        return {"scenario": "opt-a100x4", "num_rates": 4, "num_requests": 300, "seeds": 1}
-    return {"scenario": "opt-a100x4", "num_rates": 16, "num_requests": 4000, "seeds": 4}
+@dataclasses.dataclass(frozen=True)
+class Config:
+    scenario: str = "opt-a100x4"
+    num_rates: int = 16
+    num_requests: int = 4000
+    seeds: int = 4
+
+
+SMOKE = Config(num_rates=4, num_requests=300, seeds=1)
+FULL = Config()
+QUICK = FULL  # the committed grid is cheap enough to run in full even in quick mode (~20 s)
+
+
+def compute(config: Config) -> dict:
+    """The sweep of every baseline over the rate grid, with the fluid bound."""
+    scenario = get_scenario(config.scenario)
+    names = baseline_names(scenario.num_models)
+    rates = default_rates(scenario, config.num_rates)
+    result = run_sweep(scenario, names, rates, None, (1.0,), config.num_requests, config.seeds)
+    result["fluid_upper_bound_normalized"] = fluid_curve(scenario, rates)
+    result["scenario"] = scenario.name
+    return result
+
+
+def plot(sweep: dict, figures_dir: Path) -> list[str]:
+    """figures/sweep_<scenario>.{json,png,txt}, as `jaxserve sweep --out` writes them."""
+    stem = Path(figures_dir) / f"sweep_{sweep['scenario']}"
+    write_json_atomic(f"{stem}.json", sweep)
+    plot_sweep(sweep, f"{stem}.png")
+    write_text_atomic(f"{stem}.txt", format_sweep(sweep) + "\n")
+    return [f"figures/sweep_{sweep['scenario']}.png"]
 
 
 def _at(rates, values, target):
     return float(values[int(np.argmin(np.abs(np.log(np.asarray(rates) / target))))])
 
 
-def main(config: dict) -> dict:
-    start = time.perf_counter()
-    scenario = get_scenario(config["scenario"])
-    names = baseline_names(scenario.num_models)
-    rates = default_rates(scenario, config["num_rates"])
-    result = run_sweep(
-        scenario, names, rates, None, (1.0,), config["num_requests"], config["seeds"]
-    )
-    result["fluid_upper_bound_normalized"] = fluid_curve(scenario, rates)
-    result["scenario"] = scenario.name
-    stem = C.FIG_DIR / f"sweep_{scenario.name}"
-    write_json_atomic(f"{stem}.json", result)
-    plot_sweep(result, f"{stem}.png")
-    write_text_atomic(f"{stem}.txt", format_sweep(result) + "\n")
+def summary(sweep: dict) -> dict:
+    """The data the write-up and results.md read: (policy, rate) arrays and the bound."""
+    return {
+        "rates": list(sweep["rates"]),
+        "policies": list(sweep["policies"]),
+        "normalized_performance": np.asarray(sweep["normalized_performance"])[:, :, 0, 0].tolist(),
+        "availability": np.asarray(sweep["availability"])[:, :, 0, 0].tolist(),
+        "fluid_bound": list(sweep["fluid_upper_bound_normalized"]),
+    }
 
-    perf = np.asarray(result["normalized_performance"])[:, :, 0, 0]
-    avail = np.asarray(result["availability"])[:, :, 0, 0]
-    bound = np.asarray(result["fluid_upper_bound_normalized"])
+
+def write_up(sweep: dict, config: Config) -> dict:
+    """Markdown: per-policy capacity and the greedy/lp gaps to the fluid bound."""
+    scenario = get_scenario(config.scenario)
+    names, rates = sweep["policies"], np.asarray(sweep["rates"])
+    data = summary(sweep)
+    perf, avail = np.asarray(data["normalized_performance"]), np.asarray(data["availability"])
+    bound = np.asarray(data["fluid_bound"])
     cap = scenario.capacity_per_model()
     idx = {n: i for i, n in enumerate(names)}
     greedy, lp = perf[idx["greedy"]], perf[idx["lp"]]
     within = rates[np.abs(greedy - bound) <= 0.01]
+    name = scenario.name
     lines = [
-        f"`jaxserve sweep --num-requests {config['num_requests']} --seeds {config['seeds']} "
-        f"--out docs/figures/sweep_{scenario.name}`: {len(names)} policies x {len(rates)} rates"
-        f" x {config['seeds']} seeds = {len(names) * len(rates) * config['seeds']} simulations "
-        f"of {config['num_requests']:,} requests, one jitted vmapped call "
-        f"({result['decisions'] / 1e6:.1f} M decisions in {result['wall_s']:.0f} s on this "
-        f"machine). Table: [figures/sweep_{scenario.name}.txt](figures/sweep_"
-        f"{scenario.name}.txt), data: [figures/sweep_{scenario.name}.json](figures/sweep_"
-        f"{scenario.name}.json).",
+        f"`jaxserve sweep --num-requests {config.num_requests} --seeds {config.seeds} "
+        f"--out docs/figures/sweep_{name}`: {len(names)} policies x {len(rates)} rates"
+        f" x {config.seeds} seeds = {len(names) * len(rates) * config.seeds} simulations "
+        f"of {config.num_requests:,} requests, one jitted vmapped call "
+        f"({sweep['decisions'] / 1e6:.1f} M decisions in {sweep['wall_s']:.0f} s on this "
+        f"machine). Table: [figures/sweep_{name}.txt](figures/sweep_{name}.txt), data: "
+        f"[figures/sweep_{name}.json](figures/sweep_{name}.json).",
         "",
-        f"![sweep](figures/sweep_{scenario.name}.png)",
+        f"![sweep](figures/sweep_{name}.png)",
         "",
         "On-time capacities (docs/spec.md §4 μ_k): "
         + ", ".join(f"{m} {c:,.0f} req/s" for m, c in zip(scenario.model_names, cap, strict=True))
@@ -88,30 +111,30 @@ def main(config: dict) -> dict:
             f" >= 0.99 up to {ok.max() if ok.size else float('nan'):,.0f} req/s and it "
             f"delivers {row[-1]:.3f} at the top rate ({rates[-1]:,.0f} req/s)."
         )
+    top = cap[-1] * 1.2
     lines += [
         f"* **greedy** is within 0.01 of the fluid bound up to "
         f"{within.max() if within.size else float('nan'):,.0f} req/s; at "
         f"{_at(rates, rates, 1000):,.0f} req/s it gives {_at(rates, greedy, 1000):.3f} vs "
         f"the bound's {_at(rates, bound, 1000):.3f}, and at the top rate {greedy[-1]:.3f}.",
-        f"* **lp** gives {_at(rates, lp, cap[-1] * 1.2):.3f} at "
-        f"{_at(rates, rates, cap[-1] * 1.2):,.0f} req/s (bound "
-        f"{_at(rates, bound, cap[-1] * 1.2):.3f}): its fractions load a model to 100% of its "
+        f"* **lp** gives {_at(rates, lp, top):.3f} at {_at(rates, rates, top):,.0f} req/s "
+        f"(bound {_at(rates, bound, top):.3f}): its fractions load a model to 100% of its "
         "capacity, where a stochastic queue misses deadlines.",
         "* No baseline tracks the bound over the whole range: the room a learned router has.",
     ]
-    data = {
-        "rates": rates.tolist(),
-        "policies": names,
-        "normalized_performance": perf.tolist(),
-        "availability": avail.tolist(),
-        "fluid_bound": bound.tolist(),
-    }
-    return C.finish(
-        NAME, TITLE, config, start, [], "\n".join(lines), [f"sweep_{scenario.name}.png"], data
-    )
+    return {"claims": [], "markdown": "\n".join(lines)}
+
+
+def main(config: Config, run: Run) -> dict:
+    """compute -> plot -> write-up -> docs/experiments/00_baseline_sweep.json."""
+    start = time.perf_counter()
+    sweep = compute(config)
+    figures = plot(sweep, run.figures_dir)
+    text = write_up(sweep, config)
+    return write_result(run, NAME, TITLE, config, start, text, figures, summary(sweep))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    main(get_config(parser.parse_args().quick))
+    from jaxserve.reproduce import run_script
+
+    raise SystemExit(run_script(NAME))

@@ -5,87 +5,107 @@ opt-a100x4 (hard 60 ms deadlines), one vmapped sweep over a geometric rate grid 
 30x the OPT-6.7B pair's on-time capacity, with the fluid LP bound. Also the max sustainable
 rate (availability >= 0.99, docs/spec.md §4) per policy.
 
-    .venv/bin/python experiments/01_stable.py [--quick]
+    .venv/bin/python experiments/01_stable.py [--quick | --smoke]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-from jaxserve.rl.envs import reference_capacity  # noqa: E402
-from jaxserve.sim.metrics import max_sustainable_rate  # noqa: E402
-from jaxserve.sim.scenarios import get_scenario  # noqa: E402
+from jaxserve.research import report as R
+from jaxserve.research.figures import policy_style, save_figure, static_label
+from jaxserve.research.runs import Run, sweep, with_baselines, write_result
+from jaxserve.rl.envs import reference_capacity
+from jaxserve.sim.metrics import max_sustainable_rate
+from jaxserve.sim.scenarios import get_scenario
 
 NAME = "01_stable"
 TITLE = "Stable (Poisson) workloads, hard deadlines"
+SCENARIO = "opt-a100x4"
 
 
-def get_config(quick: bool = False, smoke: bool = False) -> dict:
-    if smoke:
-        return {"num_rates": 4, "num_requests": 300, "seeds": 1, "span": [1 / 30, 30]}
-    if quick:
-        return {"num_rates": 16, "num_requests": 2000, "seeds": 2, "span": [1 / 30, 30]}
-    return {"num_rates": 24, "num_requests": 4000, "seeds": 4, "span": [1 / 30, 30]}
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_rates: int = 24
+    num_requests: int = 4000
+    seeds: int = 4
+    span: tuple[float, float] = (1 / 30, 30)  # rates as multiples of the 6.7B pair's capacity
 
 
-def _plot(res: dict, scenario, cap: float) -> str:
+SMOKE = Config(num_rates=4, num_requests=300, seeds=1)
+QUICK = Config(num_rates=16, num_requests=2000, seeds=2)
+FULL = Config()
+
+
+def compute(config: Config, run: Run) -> dict:
+    """The sweep, max sustainable rates and mean fractions of the fluid bound."""
+    scenario = get_scenario(SCENARIO)
+    cap = reference_capacity(scenario)
+    lo, hi = config.span
+    rates = np.geomspace(cap * lo, cap * hi, config.num_rates)
+    named = with_baselines(scenario, {"router": run.hard_router})
+    res = sweep(scenario, named, rates, None, config.num_requests, config.seeds)
+    avail = np.asarray(res["availability"])[:, :, 0]
+    frac = np.asarray(res["fraction_of_bound"])[:, :, 0]
+    msr = {n: max_sustainable_rate(rates, avail[p]) for p, n in enumerate(named)}
+    upto3 = rates <= 3.0 * cap * 1.0001
+    largest = f"static:{scenario.num_models - 1}"
+    return {
+        **res,
+        "capacity": cap,
+        "max_sustainable_rate": msr,
+        "mean_fraction_of_bound": {n: float(frac[p, upto3].mean()) for p, n in enumerate(named)},
+        "msr_ratio_vs_largest": R.ratio(msr["router"], msr[largest]),
+    }
+
+
+def plot(data: dict, figures_dir: Path) -> list[str]:
+    """Performance and availability vs rate, every policy, with the fluid bound."""
     import matplotlib.pyplot as plt
 
-    rates = np.asarray(res["rates"])
+    scenario = get_scenario(SCENARIO)
+    rates = np.asarray(data["rates"])
     fig, (ax_p, ax_a) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for p, name in enumerate(res["policies"]):
-        label = C.static_label(scenario, name)
-        perf = np.asarray(res["normalized_performance"])[p, :, 0]
-        avail = np.asarray(res["availability"])[p, :, 0]
-        ax_p.plot(rates, perf, marker=".", label=label, **C.policy_style(name))
-        ax_a.plot(rates, avail, marker=".", label=label, **C.policy_style(name))
-    ax_p.plot(rates, np.asarray(res["fluid_bound"])[:, 0], "k:", lw=2, label="fluid bound")
+    for p, name in enumerate(data["policies"]):
+        label, style = static_label(scenario, name), policy_style(name)
+        perf = np.asarray(data["normalized_performance"])[p, :, 0]
+        avail = np.asarray(data["availability"])[p, :, 0]
+        ax_p.plot(rates, perf, marker=".", label=label, **style)
+        ax_a.plot(rates, avail, marker=".", label=label, **style)
+    ax_p.plot(rates, np.asarray(data["fluid_bound"])[:, 0], "k:", lw=2, label="fluid bound")
     ax_a.axhline(0.99, color="grey", lw=0.8, ls=":")
     for ax, what in ((ax_p, "normalised performance"), (ax_a, "availability (on time)")):
         ax.set_xscale("log")
-        ax.axvline(cap, color="grey", lw=0.6)
+        ax.axvline(data["capacity"], color="grey", lw=0.6)
         ax.set_xlabel("Poisson arrival rate (req/s); grey line: OPT-6.7B pair capacity")
         ax.set_ylabel(what)
         ax.set_ylim(-0.02, 1.05)
         ax.grid(alpha=0.3)
     ax_p.legend(fontsize=8)
     fig.suptitle(
-        f"Exp 1 — opt-a100x4, hard 60 ms deadlines: {res['seeds']} seeds x "
-        f"{res['num_requests']} requests per point"
+        f"Exp 1 — opt-a100x4, hard 60 ms deadlines: {data['seeds']} seeds x "
+        f"{data['num_requests']} requests per point"
     )
-    return C.save_figure(fig, "exp_01_stable.png")
+    return [save_figure(fig, figures_dir, "exp_01_stable.png")]
 
 
-def main(config: dict) -> dict:
-    start = time.perf_counter()
-    scenario = get_scenario("opt-a100x4")
-    cap = reference_capacity(scenario)
-    lo, hi = config["span"]
-    rates = np.geomspace(cap * lo, cap * hi, config["num_rates"])
-    named = {"router": C.HARD_ROUTER, **{n: n for n in C.core_baselines(scenario)}}
-    res = C.sweep(scenario, named, rates, None, config["num_requests"], config["seeds"])
-    fig = _plot(res, scenario, cap)
-    perf = np.asarray(res["normalized_performance"])[:, :, 0]
-    avail = np.asarray(res["availability"])[:, :, 0]
-    frac = np.asarray(res["fraction_of_bound"])[:, :, 0]
-    msr = {n: max_sustainable_rate(rates, avail[p]) for p, n in enumerate(named)}
+def write_up(data: dict, figures: list[str]) -> dict:
+    """The table, the router's margins and the claims rows."""
+    scenario = get_scenario(SCENARIO)
+    named, rates = data["policies"], np.asarray(data["rates"])
+    perf = np.asarray(data["normalized_performance"])[:, :, 0]
+    msr, mean_frac = data["max_sustainable_rate"], data["mean_fraction_of_bound"]
+    msr_ratio = data["msr_ratio_vs_largest"]
     largest = f"static:{scenario.num_models - 1}"
-    msr_ratio = C.ratio(msr["router"], msr[largest])
-    upto3 = rates <= 3.0 * cap * 1.0001
-    mean_frac = {n: float(frac[p, upto3].mean()) for p, n in enumerate(named)}
     statics = [p for p, n in enumerate(named) if n.startswith("static:")]
     best_static_frac = max(mean_frac[n] for n in named if n.startswith("static:"))
-    best_static = perf[statics].max(axis=0)
-    margin = perf[0] - best_static
-    table = C.markdown_table(
+    margin = perf[0] - perf[statics].max(axis=0)
+    vs_greedy = perf[0] - perf[named.index("greedy")]
+    table = R.markdown_table(
         [
             "policy",
             "max sustainable rate (req/s)",
@@ -93,43 +113,42 @@ def main(config: dict) -> dict:
             "normalised perf at top rate",
         ],
         [
-            [C.static_label(scenario, n), C.fx(msr[n], 0), C.fx(mean_frac[n]), C.fx(perf[p, -1])]
+            [static_label(scenario, n), R.fx(msr[n], 0), R.fx(mean_frac[n]), R.fx(perf[p, -1])]
             for p, n in enumerate(named)
         ],
     )
     md = [
         f"{len(named)} policies x {len(rates)} Poisson rates ({rates[0]:.1f} to "
-        f"{rates[-1]:,.0f} req/s) x {config['seeds']} seeds x {config['num_requests']:,} "
-        f"requests in one vmapped call ({res['wall_s']:.0f} s). Router: the shipped "
+        f"{rates[-1]:,.0f} req/s) x {data['seeds']} seeds x {data['num_requests']:,} "
+        f"requests in one vmapped call ({data['wall_s']:.0f} s). Router: the shipped "
         "`checkpoints/opt-a100x4-hard`.",
         "",
-        f"![exp 1]({fig})",
+        f"![exp 1]({figures[0]})",
         "",
         table,
         "",
-        f"* The router's max sustainable rate is {C.fx(msr['router'], 0)} req/s vs "
-        f"{C.fx(msr[largest], 0)} for OPT-6.7B alone: **{C.fx_ratio(msr_ratio)}** (paper: > 10x)."
-        f" OPT-125M alone sustains {C.fx(msr['static:0'], 0)} req/s, but at "
+        f"* The router's max sustainable rate is {R.fx(msr['router'], 0)} req/s vs "
+        f"{R.fx(msr[largest], 0)} for OPT-6.7B alone: **{R.fx_ratio(msr_ratio)}** (paper: > 10x)."
+        f" OPT-125M alone sustains {R.fx(msr['static:0'], 0)} req/s, but at "
         f"{perf[1, 0]:.3f} of peak.",
         f"* Router minus the best static policy at each rate: min {margin.min():+.3f}, max "
-        f"{margin.max():+.3f}; router minus greedy: min "
-        f"{(perf[0] - perf[list(named).index('greedy')]).min():+.3f}, max "
-        f"{(perf[0] - perf[list(named).index('greedy')]).max():+.3f}.",
+        f"{margin.max():+.3f}; router minus greedy: min {vs_greedy.min():+.3f}, max "
+        f"{vs_greedy.max():+.3f}.",
         f"* Mean fraction of the fluid bound up to 3x capacity: router "
         f"{mean_frac['router']:.3f}, greedy {mean_frac['greedy']:.3f}, lp "
         f"{mean_frac['lp']:.3f}, best static {best_static_frac:.3f}.",
     ]
     claims = [
-        C.claim(
+        R.claim(
             "Learned router stays available at much higher rates than static serving "
             "(Poisson grid)",
             "> 10x (unpredictable workloads)",
-            f"{C.fx_ratio(msr_ratio)} vs OPT-6.7B alone ({C.fx(msr['router'], 0)} vs "
-            f"{C.fx(msr[largest], 0)} req/s)",
+            f"{R.fx_ratio(msr_ratio)} vs OPT-6.7B alone ({R.fx(msr['router'], 0)} vs "
+            f"{R.fx(msr[largest], 0)} req/s)",
             "Exp 1: availability >= 0.99 on a geometric Poisson grid",
-            "reproduced" if (msr_ratio or 0) >= 10 else "not reproduced (smaller ratio)",
+            R.verdict(msr_ratio, 10.0),
         ),
-        C.claim(
+        R.claim(
             "Learned router close to the best achievable on stationary load",
             "(not quantified)",
             f"mean perf / fluid bound {mean_frac['router']:.3f} (greedy {mean_frac['greedy']:.3f})",
@@ -137,16 +156,36 @@ def main(config: dict) -> dict:
             "new measurement",
         ),
     ]
-    data = {
-        **res,
-        "max_sustainable_rate": msr,
-        "mean_fraction_of_bound": mean_frac,
-        "msr_ratio_vs_largest": msr_ratio,
-    }
-    return C.finish(NAME, TITLE, config, start, claims, "\n".join(md), [fig], data)
+    return {"claims": claims, "markdown": "\n".join(md)}
+
+
+def discussion(d: dict) -> str:
+    """The results.md paragraph on Exp 1."""
+    msr = d["max_sustainable_rate"]
+    return (
+        "**Stable load (Exp 1).** The shipped router is never below the best static model on "
+        "the Poisson grid and stays within a few thousandths of the fluid bound up to 3x the "
+        f"OPT-6.7B capacity ({d['mean_fraction_of_bound']['router']:.3f} of the bound on "
+        f"average, greedy {d['mean_fraction_of_bound']['greedy']:.3f}). Its max sustainable "
+        f"rate is {R.fx_ratio(d['msr_ratio_vs_largest'])} that of OPT-6.7B alone "
+        f"({R.fx(msr['router'], 0)} vs {R.fx(msr['static:2'], 0)} req/s): the router keeps "
+        "availability high by spilling to the smaller models, but it also keeps using the "
+        "large pair whenever quality pays, so it does not hold 99 % availability as far as "
+        "OPT-125M alone does. The paper's > 10x is not reached on this scenario; the ratio is "
+        "bounded by how much faster the small models are than the large pair here (the "
+        "capacity ratio OPT-125M / OPT-6.7B pair is about 19x, OPT-1.3B / pair about 2.5x)."
+    )
+
+
+def main(config: Config, run: Run) -> dict:
+    """compute -> plot -> write-up -> docs/experiments/01_stable.json."""
+    start = time.perf_counter()
+    data = compute(config, run)
+    figures = plot(data, run.figures_dir)
+    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    main(get_config(parser.parse_args().quick))
+    from jaxserve.reproduce import run_script
+
+    raise SystemExit(run_script(NAME))

@@ -5,92 +5,87 @@ per second per GPU) of the shipped router on opt-a100x4 (OPT-125M + OPT-1.3B + 2
 4 GPUs) and of OPT-6.7B alone on opt-a100x8-large (8 replicas), across Poisson rates and on
 the synthetic unpredictable workload of Exp 2. The paper reports about 3.9x.
 
-    .venv/bin/python experiments/03_hardware_cost.py [--quick]
+    .venv/bin/python experiments/03_hardware_cost.py [--quick | --smoke]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-from jaxserve.evaluation.comparison import unpredictable_spec  # noqa: E402
-from jaxserve.rl.envs import reference_capacity  # noqa: E402
-from jaxserve.sim.scenarios import get_scenario  # noqa: E402
+from jaxserve.evaluation.comparison import unpredictable_spec
+from jaxserve.research import report as R
+from jaxserve.research.figures import save_figure
+from jaxserve.research.runs import Run, sweep, workload_runs, write_result
+from jaxserve.rl.envs import reference_capacity
+from jaxserve.sim.scenarios import get_scenario
 
 NAME = "03_hardware_cost"
 TITLE = "Hardware cost: learned router on 4 GPUs vs OPT-6.7B alone on 8 GPUs"
+PAPER_RATIO = 3.9
 
 
-def get_config(quick: bool = False, smoke: bool = False) -> dict:
-    if smoke:
-        return {"num_rates": 4, "num_requests": 300, "seeds": 1, "unpredictable_requests": 2000}
-    if quick:
-        return {"num_rates": 14, "num_requests": 2000, "seeds": 2, "unpredictable_requests": 60_000}
-    return {"num_rates": 20, "num_requests": 4000, "seeds": 4, "unpredictable_requests": 400_000}
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_rates: int = 20
+    num_requests: int = 4000
+    seeds: int = 4
+    unpredictable_requests: int = 400_000
 
 
-def main(config: dict) -> dict:
-    import matplotlib.pyplot as plt
+SMOKE = Config(num_rates=4, num_requests=300, seeds=1, unpredictable_requests=2000)
+QUICK = Config(num_rates=14, num_requests=2000, seeds=2, unpredictable_requests=60_000)
+FULL = Config()
 
-    start = time.perf_counter()
-    small = get_scenario("opt-a100x4")
-    large = get_scenario("opt-a100x8-large")
+
+def compute(config: Config, run: Run) -> dict:
+    """Performance per GPU of both systems over Poisson rates and the unpredictable workload."""
+    small, large = get_scenario("opt-a100x4"), get_scenario("opt-a100x8-large")
     gpus_small, gpus_large = sum(small.replicas), sum(large.replicas)
     cap = reference_capacity(small)
-    rates = np.geomspace(cap / 10, 30 * cap, config["num_rates"])
-    a = C.sweep(
-        small,
-        {"router": C.HARD_ROUTER, "greedy": "greedy"},
-        rates,
-        None,
-        config["num_requests"],
-        config["seeds"],
-    )
-    b = C.sweep(
-        large,
-        {"static:opt-6.7b x8": "static:0"},
-        rates,
-        None,
-        config["num_requests"],
-        config["seeds"],
-    )
+    rates = np.geomspace(cap / 10, 30 * cap, config.num_rates)
+    n, seeds = config.num_requests, config.seeds
+    a = sweep(small, {"router": run.hard_router, "greedy": "greedy"}, rates, None, n, seeds)
+    b = sweep(large, {"static:opt-6.7b x8": "static:0"}, rates, None, n, seeds)
     perf_a = np.asarray(a["performance"])[:, :, 0]
     perf_b = np.asarray(b["performance"])[0, :, 0]
-    ppg_router = perf_a[0] * rates / gpus_small
-    ppg_greedy = perf_a[1] * rates / gpus_small
     ppg_large = perf_b * rates / gpus_large
-    ratio = ppg_router / ppg_large
     spec = unpredictable_spec(small)
-    ua = C.workload_runs(
-        small,
-        {"router": C.HARD_ROUTER},
-        spec,
-        config["unpredictable_requests"],
-        0,
-        keep_series=False,
-    )
-    ub = C.workload_runs(
-        large, {"static": "static:0"}, spec, config["unpredictable_requests"], 0, keep_series=False
-    )
-    ra, rb = ua["runs"]["router"], ub["runs"]["static"]
+    n = config.unpredictable_requests
+    ra = workload_runs(small, {"router": run.hard_router}, spec, n, 0, keep_series=False)
+    rb = workload_runs(large, {"static": "static:0"}, spec, n, 0, keep_series=False)
+    ra, rb = ra["runs"]["router"], rb["runs"]["static"]
     u_ppg_a = ra["performance"] * ra["offered_rate"] / gpus_small
     u_ppg_b = rb["performance"] * rb["offered_rate"] / gpus_large
-    u_ratio = u_ppg_a / u_ppg_b
+    return {
+        "rates": rates.tolist(),
+        "ppg_router": (perf_a[0] * rates / gpus_small).tolist(),
+        "ppg_greedy": (perf_a[1] * rates / gpus_small).tolist(),
+        "ppg_large": ppg_large.tolist(),
+        "ratio": (perf_a[0] * rates / gpus_small / ppg_large).tolist(),
+        "unpredictable": {"router": ra, "large": rb, "ratio": u_ppg_a / u_ppg_b},
+        "gpus": [gpus_small, gpus_large],
+        "large_capacity": float(large.capacity_per_model().sum()),
+        "num_requests": config.num_requests,
+        "seeds": config.seeds,
+    }
 
+
+def plot(data: dict, figures_dir: Path) -> list[str]:
+    """Performance per GPU and its ratio across Poisson rates."""
+    import matplotlib.pyplot as plt
+
+    rates = data["rates"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    ax1.plot(rates, ppg_router, lw=2.2, marker=".", label="router, 4 GPUs")
-    ax1.plot(rates, ppg_greedy, marker=".", label="greedy, 4 GPUs")
-    ax1.plot(rates, ppg_large, "--", marker=".", label="OPT-6.7B alone, 8 GPUs")
+    ax1.plot(rates, data["ppg_router"], lw=2.2, marker=".", label="router, 4 GPUs")
+    ax1.plot(rates, data["ppg_greedy"], marker=".", label="greedy, 4 GPUs")
+    ax1.plot(rates, data["ppg_large"], "--", marker=".", label="OPT-6.7B alone, 8 GPUs")
     ax1.set_ylabel("performance per GPU (utility / s / GPU)")
-    ax2.plot(rates, ratio, lw=2.2, marker=".", label="router (4) / OPT-6.7B (8)")
-    ax2.axhline(3.9, color="grey", ls=":", label="paper: 3.9x")
+    ax2.plot(rates, data["ratio"], lw=2.2, marker=".", label="router (4) / OPT-6.7B (8)")
+    ax2.axhline(PAPER_RATIO, color="grey", ls=":", label=f"paper: {PAPER_RATIO}x")
     ax2.axhline(1.0, color="black", lw=0.6)
     ax2.set_ylabel("ratio of performance per GPU")
     for ax in (ax1, ax2):
@@ -99,60 +94,81 @@ def main(config: dict) -> dict:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Exp 3 — performance per GPU across loads")
-    fig_path = C.save_figure(fig, "exp_03_hardware_cost.png")
+    return [save_figure(fig, figures_dir, "exp_03_hardware_cost.png")]
 
-    large_cap = float(large.capacity_per_model().sum())
-    below = rates <= large_cap
+
+def _verdict(u_ratio: float, ratio: np.ndarray) -> str:
+    """R.verdict on the unpredictable workload; where it falls short, say if the grid reaches it."""
+    v = R.verdict(u_ratio, PAPER_RATIO)
+    if v == R.FALLS_SHORT and R.verdict(float(ratio.max()), PAPER_RATIO) != R.FALLS_SHORT:
+        return f"{v} (reached only at Poisson loads above the 8-GPU capacity)"
+    return v
+
+
+def write_up(data: dict, figures: list[str]) -> dict:
+    """The ratio over the grid, below and above the 8-GPU capacity, and the claims row."""
+    rates, ratio = np.asarray(data["rates"]), np.asarray(data["ratio"])
+    u = data["unpredictable"]
+    ra, rb, u_ratio = u["router"], u["large"], u["ratio"]
+    gpus_small, gpus_large = data["gpus"]
+    below = rates <= data["large_capacity"]
+    geo = np.exp(np.log(ratio).mean())
+    above = (
+        f"{ratio[~below].min():.2f}x to {ratio[~below].max():.2f}x." if (~below).any() else "n/a."
+    )
     md = [
         f"Poisson grid: {len(rates)} rates from {rates[0]:.0f} to {rates[-1]:,.0f} req/s, "
-        f"{config['seeds']} seeds x {config['num_requests']:,} requests. The 8-GPU system's "
-        f"on-time capacity is {large_cap:,.0f} req/s.",
+        f"{data['seeds']} seeds x {data['num_requests']:,} requests. The 8-GPU system's "
+        f"on-time capacity is {data['large_capacity']:,.0f} req/s.",
         "",
-        f"![exp 3]({fig_path})",
+        f"![exp 3]({figures[0]})",
         "",
         f"* Ratio of performance per GPU (router on 4 / OPT-6.7B on 8): {ratio.min():.2f}x to "
-        f"{ratio.max():.2f}x over the grid (geometric mean {np.exp(np.log(ratio).mean()):.2f}x);"
+        f"{ratio.max():.2f}x over the grid (geometric mean {geo:.2f}x);"
         f" below the 8-GPU capacity {ratio[below].min():.2f}x to {ratio[below].max():.2f}x "
-        f"(at light load it is ~2x: the same utility from half the GPUs), above it "
-        + (
-            f"{ratio[~below].min():.2f}x to {ratio[~below].max():.2f}x."
-            if (~below).any()
-            else "n/a."
-        ),
+        f"(at light load it is ~2x: the same utility from half the GPUs), above it " + above,
         f"* Unpredictable workload of Exp 2 ({ra['offered_rate']:.0f} req/s mean): router "
-        f"{u_ppg_a:.1f} vs {u_ppg_b:.1f} utility/s/GPU, **{u_ratio:.2f}x** (paper: about 3.9x); "
-        f"normalised performance {ra['normalized_performance']:.3f} (4 GPUs) vs "
-        f"{rb['normalized_performance']:.3f} (8 GPUs).",
+        f"{ra['performance'] * ra['offered_rate'] / gpus_small:.1f} vs "
+        f"{rb['performance'] * rb['offered_rate'] / gpus_large:.1f} utility/s/GPU, "
+        f"**{u_ratio:.2f}x** (paper: about {PAPER_RATIO}x); normalised performance "
+        f"{ra['normalized_performance']:.3f} (4 GPUs) vs {rb['normalized_performance']:.3f} "
+        "(8 GPUs).",
     ]
     claims = [
-        C.claim(
+        R.claim(
             "Performance per GPU vs doubling GPUs for the large model",
-            "about 3.9x",
+            f"about {PAPER_RATIO}x",
             f"unpredictable: {u_ratio:.2f}x; Poisson grid: {ratio.min():.2f}x-"
-            f"{ratio.max():.2f}x (geo-mean {np.exp(np.log(ratio).mean()):.2f}x)",
+            f"{ratio.max():.2f}x (geo-mean {geo:.2f}x)",
             "Exp 3: opt-a100x4 router vs opt-a100x8-large",
-            "reproduced"
-            if u_ratio >= 0.8 * 3.9
-            else (
-                "partially (only at loads above the 8-GPU capacity)"
-                if ratio.max() >= 0.8 * 3.9
-                else "not reproduced (smaller ratio)"
-            ),
+            _verdict(u_ratio, ratio),
         ),
     ]
-    data = {
-        "rates": rates.tolist(),
-        "ppg_router": ppg_router.tolist(),
-        "ppg_greedy": ppg_greedy.tolist(),
-        "ppg_large": ppg_large.tolist(),
-        "ratio": ratio.tolist(),
-        "unpredictable": {"router": ra, "large": rb, "ratio": u_ratio},
-        "gpus": [gpus_small, gpus_large],
-    }
-    return C.finish(NAME, TITLE, config, start, claims, "\n".join(md), [fig_path], data)
+    return {"claims": claims, "markdown": "\n".join(md)}
+
+
+def discussion(d: dict) -> str:
+    """The results.md paragraph on Exp 3."""
+    return (
+        "**Hardware cost (Exp 3).** Performance per GPU mixes two effects: at loads the 8-GPU "
+        "OPT-6.7B system can serve, both deliver near-peak utility and the ratio is about 2x "
+        "(half the GPUs); only above its capacity does the ratio grow (up to "
+        f"{max(d['ratio']):.1f}x on our grid). On the unpredictable workload, whose mean rate "
+        f"is below the 8-GPU capacity, it is {d['unpredictable']['ratio']:.2f}x. The paper's "
+        "3.9x corresponds to a workload that spends much of its time above the doubled "
+        "system's capacity; we report the whole curve rather than a single number."
+    )
+
+
+def main(config: Config, run: Run) -> dict:
+    """compute -> plot -> write-up -> docs/experiments/03_hardware_cost.json."""
+    start = time.perf_counter()
+    data = compute(config, run)
+    figures = plot(data, run.figures_dir)
+    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    main(get_config(parser.parse_args().quick))
+    from jaxserve.reproduce import run_script
+
+    raise SystemExit(run_script(NAME))

@@ -6,7 +6,6 @@ Timings live here and in experiments/, never in pass/fail tests.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import time
@@ -14,6 +13,7 @@ import time
 import jax
 import numpy as np
 
+from jaxserve.errors import InputError
 from jaxserve.keys import is_key_array
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
@@ -119,31 +119,57 @@ def machine() -> dict:
     }
 
 
-def run_bench(
-    quick: bool = False,
-    num_envs: int = 4096,
-    num_steps: int = 256,
-    sections=("sim",),
-    progress: bool = False,
-) -> dict:
+SECTIONS = ("sim", "opt", "learner")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """What `jaxserve bench` measures: sections, simulator lanes and decisions per lane."""
+
+    sections: tuple[str, ...] = ("sim",)  # among SECTIONS; "all" or "sim,opt" also accepted
+    num_envs: int = 4096  # vmapped simulator lanes
+    num_steps: int = 256  # decisions per lane per timed call
+    quick: bool = False  # small sizes (64 lanes x 32 decisions), for smoke tests
+    progress: bool = False  # a bar on stderr over the parts being measured
+
+    def __post_init__(self):
+        given = self.sections
+        sections = SECTIONS if given == "all" else given
+        if isinstance(sections, str):
+            sections = sections.split(",")
+        object.__setattr__(self, "sections", tuple(sections))
+        unknown = set(self.sections) - set(SECTIONS)
+        if unknown:
+            raise InputError(
+                f"--sections {given!r}: unknown {sorted(unknown)}; expected "
+                "sim, opt, learner or all"
+            )
+        for name in ("num_envs", "num_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"bench {name}={value!r}: expected an int >= 1")
+
+
+def run_bench(config: BenchConfig) -> dict:
     """The requested benchmark sections (`sim`, `opt`, `learner`), measured in one run.
 
-    `progress`: a bar on stderr over the parts (reference, each simulator run, opt,
+    `config.progress`: a bar on stderr over the parts (reference, each simulator run, opt,
     learner) with the part being measured, the elapsed time and an ETA.
     """
     from tqdm import tqdm
 
+    num_envs, num_steps, quick = config.num_envs, config.num_steps, config.quick
     if quick:
         num_envs, num_steps = 64, 32
     result = {"machine": machine()}
     parts = []
-    if "sim" in sections:
+    if "sim" in config.sections:
         parts += _sim_parts(num_envs, num_steps, quick)
-    if "opt" in sections:
+    if "opt" in config.sections:
         parts.append(("opt", lambda done: _bench_opt(quick)))
-    if "learner" in sections:
+    if "learner" in config.sections:
         parts.append(("learner", lambda done: _bench_learner(quick)))
-    bar = tqdm(parts, desc="bench", unit="part", disable=not progress)
+    bar = tqdm(parts, desc="bench", unit="part", disable=not config.progress)
     for name, measure in bar:
         bar.set_postfix_str(name)
         result[name] = measure(result)
@@ -219,26 +245,4 @@ def _env_of(kind: str, scenario):
     return make_env(config) if kind == "counter" else ServingEnv(config)
 
 
-def run_bench_cli(args) -> int:
-    sections = (
-        ("sim", "opt", "learner") if args.sections == "all" else tuple(args.sections.split(","))
-    )
-    unknown = set(sections) - {"sim", "opt", "learner"}
-    if unknown:
-        from jaxserve.errors import InputError
-
-        raise InputError(
-            f"--sections {args.sections!r}: unknown {sorted(unknown)}; expected "
-            "sim, opt, learner or all"
-        )
-    result = run_bench(args.quick, args.envs, args.steps, sections, progress=True)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        from jaxserve.io_utils import write_text_atomic
-
-        write_text_atomic(args.out, text + "\n")
-    print(text)
-    return 0
-
-
-__all__ = ["run_bench", "bench_simulator", "bench_reference"]
+__all__ = ["BenchConfig", "run_bench", "bench_simulator", "bench_reference"]

@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="end-to-end run: workload -> router -> real Flax OPT models")
     _add_common(p)
     _add_workload(p)
-    from jaxserve.serving.serve import add_serve_arguments
+    from jaxserve.commands.serve import add_serve_arguments
 
     add_serve_arguments(p)
 
@@ -313,31 +313,21 @@ def _cmd_plot_training(args) -> int:
 
 
 def _cmd_profile(args) -> int:
-    from jaxserve.serving.profile import main_profile
+    from jaxserve.commands.profile import cmd_profile
 
-    result = main_profile(args)
-    if args.json or not args.out:
-        print(json.dumps(result))
-    else:
-        print(
-            f"profile of {args.model} written to {args.out}: latency_s = "
-            + ", ".join(f"{x:.4f}" for x in result["latency_s"])
-        )
-    return 0
+    return cmd_profile(args)
 
 
 def _cmd_serve(args) -> int:
-    from jaxserve.serving.serve import format_serve, serve
+    from jaxserve.commands.serve import cmd_serve
 
-    result = serve(args)
-    print(json.dumps(result) if args.json else format_serve(result))
-    return 130 if result["interrupted"] else 0
+    return cmd_serve(args)
 
 
 def _cmd_bench(args) -> int:
-    from jaxserve.bench import run_bench_cli
+    from jaxserve.commands.bench import cmd_bench
 
-    return run_bench_cli(args)
+    return cmd_bench(args)
 
 
 def _cmd_train(args) -> int:

@@ -1,29 +1,45 @@
 """`jaxserve reproduce`: run the experiment scripts and regenerate docs/results.md.
 
 Experiments are the `experiments/NN_name.py` scripts at the repository root (beside the
-`jaxserve` package); each has `get_config(quick, smoke=False) -> dict` and
-`main(config) -> dict` and writes docs/experiments/NN_name.json plus docs/figures/exp_NN_*.png.
-An experiment whose JSON exists with the same config is skipped unless `force`.
+`jaxserve` package). Each defines a frozen `Config` dataclass with `SMOKE`, `QUICK` and
+`FULL` presets, `main(config, run) -> dict` (`run`: a `jaxserve.research.Run`, the mode and
+output folders) writing docs/experiments/NN_name.json and docs/figures/exp_NN_*.png, and
+optionally `discussion(data) -> str`, its paragraph in results.md. The JSON records the mode and
+`dataclasses.asdict(config)`; an experiment whose JSON has the same mode and config (and
+whose figures exist) is skipped unless `force`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 from jaxserve.errors import InputError
 from jaxserve.io_utils import write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+PRESETS = {"smoke": "SMOKE", "quick": "QUICK", "full": "FULL"}
+CLOSING = (
+    "**What has not been measured before.** To our knowledge no published system reports: "
+    "learned best-effort routing with 5 and 8 models against a fluid LP bound (Exp 6); "
+    "deadlines that change during a run, with the deadline in the router's observation "
+    "(Exp 7); single-task, skewed and abrupt task-mix shifts for a router trained on uniform "
+    "(Exp 5); the Azure LLM 2023 traces as a burst pattern for best-effort routing (Exp 9); "
+    "and ablations of observation, credit assignment, Double DQN and width (Exp 8). All of "
+    "these are simulator results (roofline latency, no real models in the loop); see "
+    "docs/serving.md for the end-to-end fidelity checks on CPU models."
+)
 
 
 def experiments_dir() -> Path:
     """The experiments folder; an InputError when the package runs outside a checkout."""
-    if not (EXPERIMENTS_DIR / "_common.py").is_file():
+    if not any(EXPERIMENTS_DIR.glob("[0-9][0-9]_*.py")):
         raise InputError(
             f"experiments directory = {EXPERIMENTS_DIR}: not found; expected the repository's "
             "experiments/ folder beside the jaxserve package (run from a source checkout)"
@@ -52,28 +68,48 @@ def select(names: dict[str, Path], only: str | None) -> dict[str, Path]:
     return chosen
 
 
-def _load(path: Path):
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+def load(path: Path) -> ModuleType:
+    """An experiment script as a module (it imports only the installed package)."""
     spec = importlib.util.spec_from_file_location(f"jaxserve_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module
 
 
-def _common():
-    experiments_dir()
-    folder = str(EXPERIMENTS_DIR)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    import _common  # noqa: PLC0415
-
-    return _common
+def preset(module: ModuleType, mode: str):
+    """The experiment's config preset for `mode` (smoke, quick or full)."""
+    return getattr(module, PRESETS[mode])
 
 
-def _normal(config: dict) -> dict:
-    return json.loads(json.dumps(config))
+def _normal(value):
+    return json.loads(json.dumps(value))
+
+
+def up_to_date(old: dict, config, mode: str, docs_dir: Path) -> bool:
+    """Whether a recorded result was made in `mode` with `config` and has its figures.
+
+    Fields added to a config after a JSON was written count as their default values.
+    """
+    recorded = {k: v for k, v in old.get("config", {}).items() if k != "_mode"}
+    for field in dataclasses.fields(config):
+        if field.name not in recorded and field.default is not dataclasses.MISSING:
+            recorded[field.name] = _normal(field.default)
+    old_mode = old.get("mode") or old.get("config", {}).get("_mode")
+    figures_ok = all((docs_dir / f).exists() for f in old.get("figures", []))
+    return old_mode == mode and recorded == _normal(dataclasses.asdict(config)) and figures_ok
+
+
+def make_run(mode: str, docs_dir: Path | None = None, routers_dir: Path | None = None):
+    """The `Run` of this checkout: docs/, experiments/.routers, checkpoints/ by default."""
+    from jaxserve.research.runs import Run
+
+    return Run(
+        mode=mode,
+        docs_dir=Path(docs_dir) if docs_dir is not None else REPO_ROOT / "docs",
+        routers_dir=Path(routers_dir) if routers_dir else experiments_dir() / ".routers",
+        checkpoints_dir=REPO_ROOT / "checkpoints",
+    )
 
 
 def run_experiments(
@@ -88,44 +124,62 @@ def run_experiments(
     """Run (or reuse) the selected experiments, then rewrite results.md; a summary dict."""
     from tqdm import tqdm
 
-    common = _common()
-    if docs_dir is not None:
-        common.set_output_dir(Path(docs_dir), routers_dir)
-    chosen = select(discover(), only)
-    summary = {"quick": quick, "smoke": smoke, "experiments": {}}
+    mode = "smoke" if smoke else "quick" if quick else "full"
+    run = make_run(mode, docs_dir, routers_dir)
+    modules = {name: load(path) for name, path in select(discover(), only).items()}
+    summary = {"quick": quick, "smoke": smoke, "mode": mode, "experiments": {}}
     start = time.perf_counter()
-    bar = tqdm(list(chosen.items()), desc="reproduce", unit="exp", disable=not progress)
-    for name, path in bar:
+    bar = tqdm(list(modules.items()), desc="reproduce", unit="exp", disable=not progress)
+    for name, module in bar:
         bar.set_postfix_str(name)
-        module = _load(path)
-        mode = "smoke" if smoke else "quick" if quick else "full"
-        config = _normal({**module.get_config(quick, smoke=smoke), "_mode": mode})
-        out = common.JSON_DIR / f"{name}.json"
+        config = preset(module, mode)
+        out = run.json_dir / f"{name}.json"
         if not force and out.exists():
             old = json.loads(out.read_text())
-            figures_ok = all((common.DOCS / f).exists() for f in old.get("figures", []))
-            if old.get("config") == config and figures_ok:
+            if up_to_date(old, config, mode, run.docs_dir):
                 summary["experiments"][name] = {"skipped": True, "wall_s": old.get("wall_s")}
                 continue
         t0 = time.perf_counter()
-        module.main(config)
+        module.main(config, run)
         summary["experiments"][name] = {"skipped": False, "wall_s": time.perf_counter() - t0}
     summary["wall_s"] = time.perf_counter() - start
-    write_results_md(common)
+    write_results_md(run.docs_dir)
     return summary
 
 
-def load_results(common) -> list[dict]:
-    """Every experiment JSON present in the output folder, in order."""
-    return [json.loads(p.read_text()) for p in sorted(common.JSON_DIR.glob("[0-9][0-9]_*.json"))]
+def load_results(docs_dir: Path) -> list[dict]:
+    """Every experiment JSON present in `docs_dir`/experiments, in order."""
+    folder = Path(docs_dir) / "experiments"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("[0-9][0-9]_*.json"))]
 
 
-def write_results_md(common) -> Path:
+def write_results_md(docs_dir: Path) -> Path:
     """docs/results.md from the experiment JSONs: claims table, sections, discussion."""
-    import _report  # noqa: PLC0415  (experiments/_report.py, importable once _common is)
+    from jaxserve.research.report import render_results
 
-    results = load_results(common)
-    return write_text_atomic(common.DOCS / "results.md", _report.render(results))
+    results = load_results(docs_dir)
+    scripts = discover()
+    modules = {r["name"]: load(scripts[r["name"]]) for r in results if r["name"] in scripts}
+    discussions = {n: m.discussion for n, m in modules.items() if hasattr(m, "discussion")}
+    text = render_results(results, discussions, CLOSING)
+    return write_text_atomic(Path(docs_dir) / "results.md", text)
+
+
+def run_script(name: str, argv: list[str] | None = None) -> int:
+    """`python experiments/NN_name.py [--quick|--smoke] [--force]`: reproduce that one."""
+    import argparse
+
+    from jaxserve.host import configure_cpu_devices
+
+    parser = argparse.ArgumentParser(description=f"jaxserve reproduce --only {name}")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    configure_cpu_devices()
+    summary = run_experiments(args.quick, name, args.force, args.smoke, progress=False)
+    print(json.dumps(summary))
+    return 0
 
 
 def cmd_reproduce(args) -> int:

@@ -14,12 +14,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jaxserve"
 # Lower layers never import these (the library below the application and the CLI).
 TOP = ("commands", "cli")  # argument handling
 ABOVE = {
-    "sim": ("policies", "rl", "serving", "evaluation", "gym", *TOP),
-    "policies": ("rl", "serving", "evaluation", "gym", *TOP),
-    "rl": ("serving", "evaluation", "gym", *TOP),
-    "models": ("sim", "policies", "rl", "serving", "evaluation", "gym", *TOP),
-    "evaluation": ("serving", "gym", *TOP),
-    "gym": ("rl", "serving", "evaluation", *TOP),
+    "sim": ("policies", "rl", "serving", "evaluation", "gym", "research", *TOP),
+    "policies": ("rl", "serving", "evaluation", "gym", "research", *TOP),
+    "rl": ("serving", "evaluation", "gym", "research", *TOP),
+    "models": ("sim", "policies", "rl", "serving", "evaluation", "gym", "research", *TOP),
+    "evaluation": ("serving", "gym", "research", *TOP),
+    "gym": ("rl", "serving", "evaluation", "research", *TOP),
+    "research": ("serving", "gym", *TOP),  # experiments' helpers, above evaluation
 }
 
 

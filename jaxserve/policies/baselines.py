@@ -1,6 +1,9 @@
 """Non-learned routing policies (docs/spec.md §7), pure functions usable inside jit/vmap.
 
 Every policy has the signature `policy(key, obs, state, params) -> action` (int32 scalar).
+They read the system only through `env.queue_view(state, params)` (a `QueueView`; the
+serving router passes a `QueueView` as `state`, which is its own view) and `state.step`,
+which every state and the view have.
 """
 
 from __future__ import annotations
@@ -10,33 +13,29 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
-from jaxserve.sim.env import ServingEnv, current_task, deadline_scale
-from jaxserve.sim.types import EnvState, SimParams
+from jaxserve.sim.base import EnvBase
+from jaxserve.sim.types import SimParams
 
 BASELINE_NAMES = ("static:K", "random", "round-robin", "jsq", "greedy", "lp")
 
 
-def predicted_completion_s(env: ServingEnv, state: EnvState, params: SimParams) -> jax.Array:
+def predicted_completion_s(env: EnvBase, state, params: SimParams) -> jax.Array:
     """Heuristic time from now until a new request sent to each model would complete (K,).
 
     Queued requests ahead are served in full rounds of replicas x max_batch, each round
     taking latency[k, max_batch]; the new request then runs in a batch of the leftover
     size once the earliest replica is free. Used by `jsq` and `greedy` (docs/policies.md).
     """
+    view = env.queue_view(state, params)
     cfg = env.config
     max_batch = jnp.asarray(cfg.max_batch)
-    busy = state.batch_size > 0
-    mask = jnp.asarray(env._replica_mask)
-    wait_s = jnp.min(
-        jnp.where(mask, jnp.where(busy, state.free_s - state.now_s, 0.0), jnp.inf), axis=1
-    )
     # queue_len // per_round without a vector integer division (scalarised on x86): the
     # float quotient of q + 1/2 is at least 1/(2 per_round) away from an integer.
     per_round = np.asarray(cfg.max_batch) * np.asarray(cfg.replicas)
-    rounds = jnp.floor((state.queue_len + 0.5) * (1.0 / per_round)).astype(jnp.int32)
+    rounds = jnp.floor((view.queue_len + 0.5) * (1.0 / per_round)).astype(jnp.int32)
     at_size = lambda b: params.latency_s[jnp.arange(cfg.num_models), b - 1]  # (K,)
-    own = jnp.minimum(state.queue_len - rounds * per_round + 1, max_batch)
-    return jnp.maximum(wait_s, 0.0) + rounds * at_size(max_batch) + at_size(own)
+    own = jnp.minimum(view.queue_len - rounds * per_round + 1, max_batch)
+    return view.wait_s + rounds * at_size(max_batch) + at_size(own)
 
 
 def make_static(model: int):
@@ -54,7 +53,7 @@ def make_round_robin(num_models: int):
     return lambda key, obs, state, params: (state.step % num_models).astype(jnp.int32)
 
 
-def make_jsq(env: ServingEnv):
+def make_jsq(env: EnvBase):
     """Shortest expected completion time."""
 
     def policy(key, obs, state, params):
@@ -63,20 +62,21 @@ def make_jsq(env: ServingEnv):
     return policy
 
 
-def make_greedy(env: ServingEnv):
+def make_greedy(env: EnvBase):
     """Best quality among models predicted to meet the deadline, else the fastest."""
 
     def policy(key, obs, state, params):
-        task = current_task(state)
-        done_s = predicted_completion_s(env, state, params)
-        meets = done_s <= params.deadline_s[task] * deadline_scale(state)
+        view = env.queue_view(state, params)
+        task = view.task
+        done_s = predicted_completion_s(env, view, params)
+        meets = done_s <= params.deadline_s[task] * view.deadline_scale
         quality = jnp.where(meets, params.quality[task], -jnp.inf)
         return jnp.where(jnp.any(meets), jnp.argmax(quality), jnp.argmin(done_s)).astype(jnp.int32)
 
     return policy
 
 
-def make_lp(env: ServingEnv, rates: np.ndarray, table: np.ndarray, fallback: int = 0):
+def make_lp(env: EnvBase, rates: np.ndarray, table: np.ndarray, fallback: int = 0):
     """Route by the fluid-LP fractions x[t, k] at the grid rate nearest the rate estimate.
 
     Args:
@@ -91,9 +91,10 @@ def make_lp(env: ServingEnv, rates: np.ndarray, table: np.ndarray, fallback: int
     cfg = env.config
 
     def policy(key, obs, state, params):
-        log_rate = jnp.log(jnp.maximum(state.rate_est, 1e-9))
+        view = env.queue_view(state, params)
+        log_rate = jnp.log(jnp.maximum(view.rate_est, 1e-9))
         g = jnp.argmin(jnp.abs(log_rates - log_rate))
-        x = table[g, current_task(state)]  # (K,)
+        x = table[g, view.task]  # (K,)
         if cfg.allow_reject:
             logits = jnp.log(jnp.concatenate([x, jnp.maximum(1.0 - x.sum(), 0.0)[None]]))
         else:
@@ -104,7 +105,7 @@ def make_lp(env: ServingEnv, rates: np.ndarray, table: np.ndarray, fallback: int
     return policy
 
 
-def make_policy(name: str, env: ServingEnv, scenario=None):
+def make_policy(name: str, env: EnvBase, scenario=None):
     """Build a baseline policy by its CLI name (`static:K`, `static:NAME`, `random`, ...)."""
     num_models = env.config.num_models
     if name.startswith("static:"):

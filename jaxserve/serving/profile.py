@@ -22,10 +22,10 @@ from jaxserve.models.opt.config import OPTConfig, get_preset
 from jaxserve.models.opt.generate import Sampling, generate_padded
 from jaxserve.models.opt.model import forward_jit, init_params
 from jaxserve.progress import no_progress, progress_bar
+from jaxserve.serving.config import PROFILE_CALLS, ProfileConfig, check_profile_fields
 from jaxserve.timing import describe_machine, interleaved_runs, timed_runs
 
 PROFILE_SEED = 0
-PROFILE_CALLS = ("forward", "serve")  # plain forward/generate, or the serving batch call
 
 
 def make_serve_call(
@@ -94,27 +94,12 @@ def check_profile_args(
     warmup: int,
 ) -> None:
     """InputError naming the first bad profiling argument."""
-    checks = [
-        ("prompt_tokens", prompt_tokens, prompt_tokens >= 1, "an int >= 1"),
-        ("gen_tokens", gen_tokens, gen_tokens >= 0, "an int >= 0"),
-        ("repeats", repeats, repeats >= 1, "an int >= 1"),
-        ("warmup", warmup, warmup >= 0, "an int >= 0"),
-        (
-            "batch_sizes",
-            list(batch_sizes),
-            len(batch_sizes) > 0 and all(b >= 1 for b in batch_sizes),
-            "positive ints",
-        ),
-        (
-            "prompt_tokens + gen_tokens",
-            prompt_tokens + gen_tokens,
-            prompt_tokens + gen_tokens <= config.max_positions,
-            f"<= max_positions {config.max_positions}",
-        ),
-    ]
-    for field, value, ok, expected in checks:
-        if not ok:
-            raise InputError(f"profile {field}={value!r}: expected {expected}")
+    check_profile_fields(prompt_tokens, gen_tokens, batch_sizes, repeats, warmup)
+    if prompt_tokens + gen_tokens > config.max_positions:
+        raise InputError(
+            f"profile prompt_tokens + gen_tokens={prompt_tokens + gen_tokens!r}: "
+            f"expected <= max_positions {config.max_positions}"
+        )
 
 
 def profile_model(
@@ -203,45 +188,33 @@ def load_model(name_or_path: str, dtype: str = "float32") -> tuple[OPTConfig, An
     return config, init_params(config, jax.random.key(PROFILE_SEED))
 
 
-def _int_list(value: Any, field: str) -> list[int]:
-    if isinstance(value, str):
-        value = value.split(",")
-    try:
-        return [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise InputError(f"{field}={value!r}: expected comma-separated ints") from None
-
-
-def main_profile(args: Any) -> dict:
-    """CLI body for `jaxserve profile`: args.model, prompt_tokens, gen_tokens, batch_sizes,
-    repeats, out, dtype (warmup optional). Returns the record; writes it when args.out."""
+def run_profile(config: ProfileConfig) -> dict:
+    """`jaxserve profile`: load the model, time it, return the record (written to config.out)."""
     from jaxserve.serving.cpu import configure_cpu_threads
 
-    cpu_threads = configure_cpu_threads(getattr(args, "cpu_threads", None) or "all")
-    config, params = load_model(args.model, getattr(args, "dtype", None) or "float32")
-    batch_sizes = _int_list(args.batch_sizes, "batch_sizes")
-    total = len(batch_sizes) * (1 + int(args.repeats))
-    enabled = not getattr(args, "no_progress", False)
-    with progress_bar(total, "profile", "call", enabled) as bar:
+    cpu_threads = configure_cpu_threads(config.cpu_threads)
+    opt_config, params = load_model(config.model, config.dtype)
+    total = len(config.batch_sizes) * (1 + config.repeats)
+    with progress_bar(total, "profile", "call", config.progress) as bar:
         profile = profile_model(
-            config,
+            opt_config,
             params,
-            int(args.prompt_tokens),
-            int(args.gen_tokens),
-            batch_sizes,
-            int(args.repeats),
-            int(getattr(args, "warmup", 1)),
-            getattr(args, "call", None) or "forward",
+            config.prompt_tokens,
+            config.gen_tokens,
+            config.batch_sizes,
+            config.repeats,
+            config.warmup,
+            config.call,
             bar.update,
         )
     profile["cpu_threads"] = cpu_threads
-    if getattr(args, "monotone", False):
+    if config.monotone:
         profile["median_s"] = profile["latency_s"]
         profile["latency_s"] = isotonic(profile["latency_s"])
-    if getattr(args, "out", None):
-        return write_profile(args.out, profile, model=str(args.model))
+    if config.out:
+        return write_profile(config.out, profile, model=str(config.model))
     return {
-        "model": str(args.model),
+        "model": str(config.model),
         "device": describe_machine()["device"],
         "machine": describe_machine(),
         **{k: v for k, v in profile.items() if k != "model"},

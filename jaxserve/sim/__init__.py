@@ -1,11 +1,19 @@
 """The serving simulator: environment, reference oracle, workloads, scenarios, metrics."""
 
 from jaxserve.sim.compile import sim_jit
-from jaxserve.sim.counter_env import CounterEnv, RingState, lane_rollout, make_env
+from jaxserve.sim.counter_env import CounterEnv, make_env
 from jaxserve.sim.env import ServingEnv
-from jaxserve.sim.rollout import counter_rollout, counter_rollouts, ledger_rollout, run_actions
+from jaxserve.sim.ring import RingState
+from jaxserve.sim.rollout import (
+    counter_rollout,
+    counter_rollouts,
+    lane_rollout,
+    lane_rollouts,
+    ledger_rollout,
+    run_actions,
+)
 from jaxserve.sim.scenarios import Scenario, get_scenario, list_scenarios, zoo_scenario
-from jaxserve.sim.types import Arrivals, EnvState, Records, SimConfig, SimParams
+from jaxserve.sim.types import Arrivals, EnvState, QueueView, Records, SimConfig, SimParams
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 __all__ = [
@@ -15,6 +23,7 @@ __all__ = [
     "Records",
     "RingState",
     "Scenario",
+    "QueueView",
     "ServingEnv",
     "SimConfig",
     "SimParams",
@@ -23,6 +32,7 @@ __all__ = [
     "counter_rollouts",
     "get_scenario",
     "lane_rollout",
+    "lane_rollouts",
     "ledger_rollout",
     "list_scenarios",
     "make_env",

@@ -28,84 +28,44 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
-from jaxserve.sim.env import (
-    ServingEnv,
+from jaxserve.sim.base import (
+    EnvBase,
     current_task,
     deadline_scale,
     empty_counters,
+    first_true,
+    unit,
+)
+from jaxserve.sim.env import ServingEnv
+from jaxserve.sim.ring import RingLoop, RingState, fifo_positions
+from jaxserve.sim.rollout import lane_rollout, lane_rollouts
+from jaxserve.sim.rules import (
+    INF,
+    add_time,
+    deadline_rule_batch_size,
+    deadline_rule_batch_size_fifo,
+    expired,
+    max_rule_batch_size,
     next_arrival_s,
     next_clock,
+    ready_time_s,
+    request_deadline_s,
     start_clock,
+    utility,
 )
-from jaxserve.sim.events import add_time, first_true, unit
 from jaxserve.sim.types import (
     DROPPED,
     LATE,
     ON_TIME,
     REJECTED,
     Arrivals,
-    Counters,
     SimConfig,
     SimParams,
 )
 
-_INF = jnp.float32(np.inf)
 
-
-@struct.dataclass
-class RingState:
-    """Simulator state with ring-buffer queues. Times are float32 relative to `origin_s`.
-
-    Field names shared with `EnvState` mean the same, so `ServingEnv.observe` and the
-    baseline policies read either state.
-    """
-
-    arrivals: Arrivals
-    step: jax.Array  # () index of the current decision
-    num_valid: jax.Array  # () int32 real arrivals (`valid` is a prefix); no lookups per step
-    origin_s: jax.Array  # () int32 whole seconds
-    now_s: jax.Array  # () time of the current arrival
-    now_lo_s: jax.Array  # () rounding error of now_s (compensated clock, as in EnvState)
-    rate_est: jax.Array  # () arrivals/s
-    queue_len: jax.Array  # (K,) int32 requests waiting
-    head: jax.Array  # (K,) int32 ring index of the oldest waiting request
-    ring_arrival_s: jax.Array  # (K, Q) arrival time; ring index (head + p) % Q = position p
-    ring_deadline_s: jax.Array  # (K, Q)
-    ring_quality: jax.Array  # (K, Q) quality[task, k]
-    ring_grace_s: jax.Array  # (K, Q) soft-deadline grace (ones for hard deadlines)
-    # Whole seconds moved into `origin_s` but not yet subtracted from ring_arrival_s and
-    # ring_deadline_s: done in the next admission's pass over them (same arithmetic).
-    ring_shift_s: jax.Array  # ()
-    free_s: jax.Array  # (K, R) completion time of the replica's last batch
-    free_lo_s: jax.Array  # (K, R) rounding error of free_s (compensated clock)
-    batch_size: jax.Array  # (K, R) int32 size of the batch in service, 0 = idle
-    counters: Counters
-    # Between micro-steps (`CounterEnv.micro_step`): the current decision's request is
-    # admitted but events before the next arrival at `t_next_s` are still due.
-    pending: jax.Array  # () bool
-    t_next_s: jax.Array  # () next arrival time (NEVER_S: drain) while pending
-    round: jax.Array  # () int32 event rounds done for the current decision
-
-
-@struct.dataclass
-class _Loop:
-    """What one round of the event loop changes (the ring itself is read-only there)."""
-
-    head: jax.Array  # (K,)
-    queue_len: jax.Array  # (K,)
-    free_s: jax.Array  # (K, R)
-    free_lo_s: jax.Array  # (K, R)
-    batch_size: jax.Array  # (K, R)
-    counters: Counters
-    reward: jax.Array  # ()
-    start_s: jax.Array  # (K,) when each model's next batch would start
-    due: jax.Array  # (K,) bool: that start is at or before the next arrival
-    round: jax.Array  # () int32
-
-
-class CounterEnv(ServingEnv):
+class CounterEnv(EnvBase):
     """`ServingEnv` semantics without per-request records, on ring-buffer queues."""
 
     def __init__(self, config: SimConfig):
@@ -118,12 +78,6 @@ class CounterEnv(ServingEnv):
     def supports(config: SimConfig) -> bool:
         """Whether `config` is in this simulator's scope (see the module docstring)."""
         return not config.emit_records and (config.fifo_deadlines or not config.drop_expired)
-
-    def __hash__(self):
-        return hash((type(self), self.config))
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.config == self.config
 
     # ------------------------------------------------------------------ reset
     def reset(self, key: jax.Array, params: SimParams, arrivals: Arrivals):
@@ -224,7 +178,7 @@ class CounterEnv(ServingEnv):
         slot = admitted[:, None] & (self._ring == tail[:, None])  # (K, Q)
         put = lambda old, new: jnp.where(slot, new, old)
         quality = params.quality[task]  # (K,)
-        deadline_s = params.deadline_s[task] * deadline_scale(state)
+        deadline_s = request_deadline_s(state.now_s, params.deadline_s[task], deadline_scale(state))
         penalty = -params.miss_penalty.astype(jnp.float32)
         c = state.counters
         counters = c.replace(
@@ -237,9 +191,7 @@ class CounterEnv(ServingEnv):
         )
         state = state.replace(
             ring_arrival_s=put(state.ring_arrival_s - state.ring_shift_s, state.now_s),
-            ring_deadline_s=put(
-                state.ring_deadline_s - state.ring_shift_s, state.now_s + deadline_s
-            ),
+            ring_deadline_s=put(state.ring_deadline_s - state.ring_shift_s, deadline_s),
             ring_shift_s=jnp.float32(0.0),
             ring_quality=put(state.ring_quality, quality[:, None]),
             queue_len=state.queue_len + admitted,
@@ -257,13 +209,13 @@ class CounterEnv(ServingEnv):
         Returns (state, reward, rounds run, whether a start is still due).
         """
 
-        def body(loop: _Loop) -> _Loop:
+        def body(loop: RingLoop) -> RingLoop:
             key_round = jax.random.fold_in(key, loop.round) if self.config.service_noise else key
             loop = self._start_one(key_round, state, params, loop)
             start_s, due = self._next_start(state, params, loop, t_next)
             return loop.replace(start_s=start_s, due=due, round=loop.round + 1)
 
-        loop = _Loop(
+        loop = RingLoop(
             head=state.head,
             queue_len=state.queue_len,
             free_s=state.free_s,
@@ -294,24 +246,22 @@ class CounterEnv(ServingEnv):
         )
         return state, loop.reward, loop.round - state.round, jnp.any(loop.due)
 
-    def _next_start(self, state: RingState, params: SimParams, loop: _Loop, t_next):
+    def _next_start(self, state: RingState, params: SimParams, loop: RingLoop, t_next):
         """Per model (K,): when its next batch can start, and whether that is <= t_next.
 
         A batch starts at max(now, earliest replica completion, ready time), where the
         ready time (max_wait) counts from the oldest waiting request's arrival.
         """
-        free_min = jnp.min(jnp.where(self._replica_mask, loop.free_s, _INF), axis=1)
+        free_min = jnp.min(jnp.where(self._replica_mask, loop.free_s, INF), axis=1)
         start_s = jnp.maximum(state.now_s, free_min)
         if self.config.max_wait:
             oldest = self._ring == loop.head[:, None]  # (K, Q)
             oldest_s = jnp.sum(jnp.where(oldest, state.ring_arrival_s, 0.0), axis=1)
-            ready_now = (params.max_wait_s <= 0) | (loop.queue_len >= self._max_batch)
-            start_s = jnp.maximum(
-                start_s, jnp.where(ready_now, -_INF, oldest_s + params.max_wait_s)
-            )
+            ready_s = ready_time_s(oldest_s, loop.queue_len, self._max_batch, params.max_wait_s)
+            start_s = jnp.maximum(start_s, ready_s)
         return start_s, (loop.queue_len > 0) & (start_s <= t_next)
 
-    def _start_one(self, key, state: RingState, params: SimParams, loop: _Loop) -> _Loop:
+    def _start_one(self, key, state: RingState, params: SimParams, loop: RingLoop) -> RingLoop:
         """The first model with a due start drops its expired requests and starts a batch.
 
         One model per round: its ring row is selected once, and the rest of the round
@@ -325,7 +275,7 @@ class CounterEnv(ServingEnv):
         at = lambda a: jnp.sum(jnp.where(on, a, 0))
         due = jnp.any(on)
         # The batch goes to the replica that became free first (the one start_s waited for).
-        free_s = jnp.where(self._replica_mask, loop.free_s, _INF)
+        free_s = jnp.where(self._replica_mask, loop.free_s, INF)
         free_min = jnp.min(free_s, axis=1, keepdims=True)
         first = jnp.arange(cfg.pad_replicas) == first_true(free_s == free_min)[:, None]  # (K, R)
         t_s, head, queue_len = at(loop.start_s), at(loop.head), at(loop.queue_len)
@@ -333,29 +283,26 @@ class CounterEnv(ServingEnv):
         deadline_s, arrival_s = row(state.ring_deadline_s), row(state.ring_arrival_s)
         latency_s = row(params.latency_s)  # (B,)
 
-        pos = self._ring - head  # (Q,) FIFO position
-        pos = jnp.where(pos < 0, pos + cfg.pad_queue, pos)
+        pos = fifo_positions(self._ring, head, cfg.pad_queue)  # (Q,)
         waiting = due & (pos < queue_len)
         if cfg.drop_expired:  # deadlines in FIFO order: the dropped are a prefix
-            num_dropped = jnp.sum(waiting & (t_s + latency_s[0] > deadline_s)).astype(jnp.int32)
+            num_dropped = jnp.sum(waiting & expired(t_s, deadline_s, latency_s[0])).astype(
+                jnp.int32
+            )
         else:
             num_dropped = jnp.int32(0)
         pos = pos - num_dropped
         keep = waiting & (pos >= 0)
-        limit = jnp.minimum(queue_len - num_dropped, at(self._max_batch))
+        limit = max_rule_batch_size(queue_len - num_dropped, at(self._max_batch))
         finish_s = t_s + latency_s  # (B,)
         if cfg.batching == "max":
             size = limit
+        elif cfg.fifo_deadlines:  # the oldest kept request has the earliest deadline
+            oldest_kept = (head + num_dropped) % cfg.pad_queue
+            earliest = jnp.where(limit > 0, deadline_s[oldest_kept], INF)
+            size = deadline_rule_batch_size_fifo(finish_s, earliest, limit)
         else:
-            if cfg.fifo_deadlines:  # the oldest kept request has the earliest deadline
-                oldest_kept = (head + num_dropped) % cfg.pad_queue
-                earliest = jnp.where(limit > 0, deadline_s[oldest_kept], _INF)
-                fits = jnp.sum(finish_s <= earliest)
-            else:  # largest b with b <= max(p_j, m_j) for every kept j (see EventsMixin)
-                tolerated = jnp.sum(finish_s[None, :] <= deadline_s[:, None], axis=1)
-                big = cfg.pad_queue + cfg.pad_batch + 1
-                fits = jnp.min(jnp.where(keep, jnp.maximum(pos, tolerated), big))
-            size = jnp.clip(fits, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
+            size = deadline_rule_batch_size(finish_s, deadline_s, pos, keep, limit)
         size = jnp.where(due, size, 0)
         member = keep & (pos < size)  # (Q,)
 
@@ -364,14 +311,21 @@ class CounterEnv(ServingEnv):
             base_s = base_s * jnp.exp(params.noise_sigma * jax.random.normal(key))
         done_s, done_lo_s = add_time(t_s, t_lo_s, base_s)
         lateness = done_s - deadline_s
-        utility = self._utility(params, row(state.ring_quality), row(state.ring_grace_s), lateness)
+        gains = utility(
+            row(state.ring_quality),
+            row(state.ring_grace_s),
+            lateness,
+            params.miss_penalty,
+            cfg.deadline_kind,
+            cfg.decay,
+        )
         penalty = -params.miss_penalty.astype(jnp.float32)
         # One reduction for the three batch totals (their masks are computed once).
         totals = jnp.sum(
             jnp.where(
                 member[:, None],
                 jnp.stack(
-                    [utility, (lateness <= 0).astype(jnp.float32), done_s - arrival_s], axis=-1
+                    [gains, (lateness <= 0).astype(jnp.float32), done_s - arrival_s], axis=-1
                 ),
                 0.0,
             ),
@@ -400,7 +354,7 @@ class CounterEnv(ServingEnv):
             reward=loop.reward + gained,
         )
 
-    def _start_lo(self, state: RingState, loop: _Loop, replica):
+    def _start_lo(self, state: RingState, loop: RingLoop, replica):
         """Lo part (compensated clock) of the batch start on `replica` (K, R; one True, or none).
 
         The start is at max(now, that replica's completion, ready): it inherits the lo part
@@ -422,82 +376,10 @@ class CounterEnv(ServingEnv):
         return state.replace(**clock, free_s=state.free_s - shift, ring_shift_s=shift)
 
 
-def lane_rollout(
-    env: CounterEnv, policy, key, params: SimParams, arrivals: Arrivals, rounds: int = 1
-) -> Counters:
-    """`rollout.counter_rollout` for a `CounterEnv`, with lanes that never wait.
-
-    Under `vmap`, a per-decision event loop runs as many rounds as the busiest lane needs
-    at that decision (about 10x the mean at 4096 lanes). Here every iteration of one
-    outer loop runs at most `rounds` event rounds per lane and a lane takes its next
-    decision only when its events are done, so the batch runs as many iterations as the
-    busiest lane needs over the *whole episode*. The policy is called every iteration
-    (its action is ignored while the lane is pending) with the key of the decision index,
-    so a random policy makes the same choices as under `counter_rollout`.
-    """
-    key, key_reset = jax.random.split(key)
-    _, state = env.reset(key_reset, params, arrivals)
-    body = lambda state: _decide_and_step(env, policy, key, state, params, rounds)
-    state = jax.lax.while_loop(env.active, body, state)
-    return state.counters
-
-
-def _decide_and_step(env: CounterEnv, policy, key, state: RingState, params, rounds: int):
-    """The policy's action (used unless the lane is pending), then one micro-step.
-
-    The observation is built here rather than carried, so a policy that ignores it (static,
-    random, round-robin) costs nothing for it. Keys: `fold_in(key, decision index)`, as in
-    `rollout.counter_rollout`.
-    """
-    key_policy, key_step = jax.random.split(jax.random.fold_in(key, state.step))
-    action = policy(key_policy, env.observe(state, params), state, params)
-    return env.micro_step(key_step, state, action.astype(jnp.int32), params, rounds)
-
-
-def lane_rollouts(
-    env: CounterEnv,
-    policy,
-    keys: jax.Array,
-    params: SimParams,
-    arrivals: Arrivals,
-    lane_args=None,
-    params_batched: bool = False,
-    rounds: int = 1,
-) -> Counters:
-    """`vmap(lane_rollout)` over a leading lane axis, with the loop outside the `vmap`.
-
-    Same results as `jax.vmap(lane_rollout)`, about 10% faster: a `vmap`-ed while_loop
-    re-selects its whole carry for every lane at every iteration (finished lanes must not
-    change), while here a finished lane's micro-step is already a no-op. `policy` is
-    `policy(key, obs, state, params)`, or, with `lane_args` (a pytree with a leading lane
-    axis), a factory `policy(lane_arg) -> policy` called per lane (e.g. a policy index).
-    """
-    params_axis = 0 if params_batched else None
-    split = jax.vmap(jax.random.split)(keys)  # (N, 2) as in lane_rollout
-    _, state = jax.vmap(env.reset, in_axes=(0, params_axis, 0))(split[:, 1], params, arrivals)
-
-    # The loop closes over raw key data: JAX 0.10's key-reuse checker flags typed keys that
-    # a while_loop body derives from (a false positive; each iteration folds in the step).
-    key_data = jax.random.key_data(split[:, 0])
-
-    def one(key_data, state, params, lane_arg):
-        act = policy if lane_args is None else policy(lane_arg)
-        key = jax.random.wrap_key_data(key_data)
-        return _decide_and_step(env, act, key, state, params, rounds)
-
-    lane_axis = None if lane_args is None else 0
-    step_all = jax.vmap(one, in_axes=(0, 0, params_axis, lane_axis))
-    state = jax.lax.while_loop(
-        lambda state: jnp.any(jax.vmap(env.active)(state)),
-        lambda state: step_all(key_data, state, params, lane_args),
-        state,
-    )
-    return state.counters
-
-
-def make_env(config: SimConfig) -> ServingEnv:
+def make_env(config: SimConfig) -> ServingEnv | CounterEnv:
     """The fastest simulator for `config`: `CounterEnv` when no records are needed."""
     return CounterEnv(config) if CounterEnv.supports(config) else ServingEnv(config)
 
 
+# lane_rollout(s) live in rollout.py with the other rollouts; re-exported for older imports.
 __all__ = ["CounterEnv", "RingState", "lane_rollout", "lane_rollouts", "make_env"]

@@ -9,36 +9,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxserve.sim.events import EventsMixin, add_time, first_true, unit
+from jaxserve.sim.base import (
+    EnvBase,
+    current_task,
+    deadline_scale,
+    empty_counters,
+    first_true,
+    unit,
+)
+from jaxserve.sim.events import EventsMixin
+from jaxserve.sim.rules import next_arrival_s, next_clock, request_deadline_s, start_clock
 from jaxserve.sim.types import (
     FREE,
-    NEVER_S,
     REJECTED,
     WAITING,
     Arrivals,
-    Counters,
     EnvState,
     Records,
     SimConfig,
     SimParams,
 )
 
-_INF = jnp.float32(np.inf)
 
-
-class ServingEnv(EventsMixin):
+class ServingEnv(EventsMixin, EnvBase):
     """Multi-model LLM serving with FIFO queues, replicas and batching; one step = one decision."""
 
     def __init__(self, config: SimConfig):
-        self.config = config
-        k, s = config.num_models, config.pad_slots
-        self._max_batch = np.asarray(config.max_batch, np.int32)  # (K,)
-        self._capacity = np.asarray(config.queue_capacity, np.int32)  # (K,)
-        self._replica_mask = (
-            np.arange(config.pad_replicas)[None, :] < np.asarray(config.replicas)[:, None]
-        )  # (K, R)
+        super().__init__(config)
         self._slot_mask = (
-            np.arange(s)[None, :]
+            np.arange(config.pad_slots)[None, :]
             < np.asarray(
                 [
                     c + r * b
@@ -48,22 +47,6 @@ class ServingEnv(EventsMixin):
                 ]
             )[:, None]
         )  # (K, S)
-        self._sizes = np.arange(1, config.pad_batch + 1, dtype=np.int32)  # (B,) batch sizes
-        self._models = np.arange(k, dtype=np.int32)
-
-    def __hash__(self):  # equal configs share compiled code (env is a static jit argument)
-        return hash(self.config)
-
-    def __eq__(self, other):
-        return isinstance(other, ServingEnv) and other.config == self.config
-
-    @property
-    def num_actions(self) -> int:
-        return self.config.num_actions
-
-    @property
-    def obs_size(self) -> int:
-        return self.config.obs_size
 
     # ------------------------------------------------------------------ reset
     def reset(self, key: jax.Array, params: SimParams, arrivals: Arrivals):
@@ -149,7 +132,9 @@ class ServingEnv(EventsMixin):
         )  # (K, S)
         put = lambda old, new: jnp.where(slot, new, old)
         quality = on_task @ params.quality  # (K,) quality of this task on each model
-        deadline_s = (on_task @ params.deadline_s) * deadline_scale(state)
+        deadline_s = request_deadline_s(
+            state.now_s, on_task @ params.deadline_s, deadline_scale(state)
+        )
         grace_s = on_task @ params.grace_s
         c = state.counters
         penalty = -params.miss_penalty.astype(jnp.float32)
@@ -165,7 +150,7 @@ class ServingEnv(EventsMixin):
             slot_replica=put(state.slot_replica, WAITING),
             slot_pos=put(state.slot_pos, state.queue_len[:, None]),
             slot_arrival_s=put(state.slot_arrival_s, state.now_s),
-            slot_deadline_s=put(state.slot_deadline_s, state.now_s + deadline_s),
+            slot_deadline_s=put(state.slot_deadline_s, deadline_s),
             slot_quality=put(state.slot_quality, quality[:, None]),
             slot_grace_s=put(state.slot_grace_s, grace_s),
             slot_decision=put(state.slot_decision, i),
@@ -222,104 +207,6 @@ class ServingEnv(EventsMixin):
             model=put(records.model, model),
             latency_s=put(records.latency_s, latency_s),
         )
-
-    # ------------------------------------------------------------ observation
-    def observe(self, state: EnvState, params: SimParams) -> jax.Array:
-        """Observation for the current decision (docs/spec.md §3.6; layout in docs/simulator.md)."""
-        cfg = self.config
-        task = current_task(state)
-        one_hot = jax.nn.one_hot(task, cfg.num_tasks, dtype=jnp.float32)
-        scale = (self._max_batch * np.asarray(cfg.replicas)).astype(np.float32)
-        in_service = jnp.sum(state.batch_size, axis=1).astype(jnp.float32)
-        queued = state.queue_len.astype(jnp.float32)
-        rate = (state.rate_est / params.reference_rate)[None]
-        factor = deadline_scale(state)
-        extra = [factor[None]] if cfg.observe_deadline else []
-        if cfg.obs_mode == "paper":
-            return jnp.concatenate([one_hot, (queued + in_service) / scale, rate, *extra])
-        busy = state.batch_size > 0
-        earliest = jnp.min(
-            jnp.where(self._replica_mask, jnp.where(busy, state.free_s, state.now_s), _INF), axis=1
-        )
-        wait = jnp.maximum(earliest - state.now_s, 0.0) / (params.deadline_s[task] * factor)
-        return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate, *extra])
-
-
-def start_clock(arrivals: Arrivals, params: SimParams) -> dict:
-    """State fields of the clock at the first arrival: origin_s, now_s, now_lo_s, rate_est."""
-    first_s = arrivals.gap_s[0].astype(jnp.float32)
-    origin_s = jnp.floor(first_s).astype(jnp.int32)
-    return {
-        "origin_s": origin_s,
-        "now_s": first_s - origin_s.astype(jnp.float32),  # exact: no lo part
-        "now_lo_s": jnp.float32(0.0),
-        "rate_est": 1.0 / params.rate_window_s.astype(jnp.float32),
-    }
-
-
-def next_arrival_s(state, gap_s, has_next) -> tuple[jax.Array, jax.Array]:
-    """Time of the next arrival as (hi, lo) relative to the origin; NEVER_S if there is none.
-
-    The arrival clock is compensated (`add_time`): summing float32 gaps directly drifts by
-    microseconds per 10^5 arrivals (docs/simulator.md, "Clock precision"). After an origin
-    shift `now_lo_s` can exceed half an ulp of the smaller `now_s`, so a gap of 0 (or one
-    below that lo) could round to a time before `now_s`: such an arrival is at `now_s`,
-    with the rest in its lo part, so simultaneous arrivals share one float32 time.
-    """
-    t_next, t_next_lo = add_time(state.now_s, state.now_lo_s, gap_s)
-    at_now = (gap_s == 0) | (t_next < state.now_s)
-    t_next_lo = jnp.where(at_now, state.now_lo_s + gap_s, t_next_lo)
-    t_next = jnp.where(at_now, state.now_s, t_next)
-    return jnp.where(has_next, t_next, NEVER_S), jnp.where(has_next, t_next_lo, 0.0)
-
-
-def next_clock(state, params: SimParams, t_next, gap_s, moves) -> tuple[dict, jax.Array]:
-    """Clock fields (now_s, now_lo_s, origin_s, rate_est) at the next arrival, and the shift.
-
-    `t_next` is the arrival time as (hi, lo). Whole seconds move into the integer origin;
-    the caller subtracts the returned shift from every other stored time. Subtracting an
-    integer from a float32 time that is at least that integer (the clock, busy replicas,
-    future deadlines) is exact, and a lo part is unchanged by a shift.
-    """
-    window = params.rate_window_s.astype(jnp.float32)
-    rate = jnp.where(
-        moves, state.rate_est * jnp.exp(-gap_s / window) + 1.0 / window, state.rate_est
-    )
-    t_next_s, t_next_lo = t_next
-    now = jnp.where(moves, t_next_s, state.now_s)
-    shift = jnp.where(now >= 1.0, jnp.floor(now), 0.0)
-    clock = {
-        "now_s": now - shift,
-        "now_lo_s": jnp.where(moves, t_next_lo, state.now_lo_s),
-        "origin_s": state.origin_s + shift.astype(jnp.int32),
-        "rate_est": rate,
-    }
-    return clock, shift
-
-
-def empty_counters(num_actions: int) -> Counters:
-    """Running totals at the start of an episode."""
-    return Counters(
-        num_arrived=jnp.int32(0),
-        num_outcome=jnp.zeros(4, jnp.int32),
-        sum_utility=jnp.float32(0.0),
-        sum_peak=jnp.float32(0.0),
-        sum_latency_s=jnp.float32(0.0),
-        num_routed=jnp.zeros(num_actions, jnp.int32),
-    )
-
-
-def current_task(state: EnvState) -> jax.Array:
-    """Task of the request being routed."""
-    return state.arrivals.task[jnp.minimum(state.step, state.arrivals.task.shape[0] - 1)]
-
-
-def deadline_scale(state: EnvState) -> jax.Array:
-    """Deadline factor of the current request (1 without dynamic deadlines)."""
-    scale = state.arrivals.deadline_scale
-    if scale is None:
-        return jnp.float32(1.0)
-    return scale[jnp.minimum(state.step, scale.shape[0] - 1)]
 
 
 def in_system(state: EnvState) -> jax.Array:

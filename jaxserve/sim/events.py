@@ -1,15 +1,25 @@
 """Between two decisions: batch completions and starts, processed per model (docs/spec.md §3.3-3.5).
 
-`EventsMixin` holds the event-loop half of `ServingEnv` (env.py holds admission, the
-observation and the step itself). Semantics: docs/simulator.md.
+`EventsMixin` holds the event-loop half of `ServingEnv` (env.py holds admission and the
+step itself); the rules it applies are rules.py's. Semantics: docs/simulator.md.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from jaxserve.sim.base import first_true, unit
+from jaxserve.sim.rules import (
+    INF,
+    add_time,
+    deadline_rule_batch_size,
+    deadline_rule_batch_size_fifo,
+    expired,
+    max_rule_batch_size,
+    ready_time_s,
+    utility,
+)
 from jaxserve.sim.types import (
     DROPPED,
     FREE,
@@ -19,8 +29,6 @@ from jaxserve.sim.types import (
     EnvState,
     SimParams,
 )
-
-_INF = jnp.float32(np.inf)
 
 
 class EventsMixin:
@@ -101,42 +109,49 @@ class EventsMixin:
     def _event_times(self, state: EnvState, params: SimParams, t_cur):
         """Per model (K,): next completion time and next possible batch-start time."""
         busy = state.batch_size > 0  # (K, R)
-        t_complete = jnp.min(jnp.where(busy, state.free_s, _INF), axis=1)
+        t_complete = jnp.min(jnp.where(busy, state.free_s, INF), axis=1)
         any_idle = jnp.any(~busy & self._replica_mask, axis=1)
         if self.config.max_wait:
             waiting = state.slot_replica == WAITING
-            oldest_s = jnp.min(jnp.where(waiting, state.slot_arrival_s, _INF), axis=1)
-            ready_now = (params.max_wait_s <= 0) | (state.queue_len >= self._max_batch)
-            ready_s = jnp.where(ready_now, -_INF, oldest_s + params.max_wait_s)
+            oldest_s = jnp.min(jnp.where(waiting, state.slot_arrival_s, INF), axis=1)
+            ready_s = ready_time_s(oldest_s, state.queue_len, self._max_batch, params.max_wait_s)
         else:
-            ready_s = -_INF
+            ready_s = -INF
         can_start = any_idle & (state.queue_len > 0)
-        return t_complete, jnp.where(can_start, jnp.maximum(t_cur, ready_s), _INF)
+        return t_complete, jnp.where(can_start, jnp.maximum(t_cur, ready_s), INF)
 
     def _complete(self, params: SimParams, state: EnvState, complete, t_s, records, reward):
         """Finish, at t_s (K,), the earliest-completing batch of each model in `complete`.
 
         Also returns the lo part of each completion time (K,; 0 where none completes).
         """
-        busy_free_s = jnp.where(state.batch_size > 0, state.free_s, _INF)
+        cfg = self.config
+        busy_free_s = jnp.where(state.batch_size > 0, state.free_s, INF)
         replica = first_true(busy_free_s == jnp.min(busy_free_s, axis=1, keepdims=True))
         done = complete[:, None] & (state.slot_replica == replica[:, None])  # (K, S)
-        pick = complete[:, None] & (jnp.arange(self.config.pad_replicas) == replica[:, None])
+        pick = complete[:, None] & (jnp.arange(cfg.pad_replicas) == replica[:, None])
         lateness = t_s[:, None] - state.slot_deadline_s
-        utility = self._utility(params, state.slot_quality, state.slot_grace_s, lateness)
+        gains = utility(
+            state.slot_quality,
+            state.slot_grace_s,
+            lateness,
+            params.miss_penalty,
+            cfg.deadline_kind,
+            cfg.decay,
+        )
         on_time = lateness <= 0
         latency = t_s[:, None] - state.slot_arrival_s
         records = self._append(
             records,
             done.ravel(),
             state.slot_decision.ravel(),
-            utility.ravel(),
+            gains.ravel(),
             jnp.where(on_time, ON_TIME, LATE).ravel(),
             jnp.broadcast_to(self._models[:, None], done.shape).ravel(),
             latency.ravel(),
         )
         c = state.counters
-        gained = jnp.sum(jnp.where(done, utility, 0.0))
+        gained = jnp.sum(jnp.where(done, gains, 0.0))
         num_done, num_on_time = jnp.sum(done), jnp.sum(done & on_time)
         counters = c.replace(
             num_outcome=c.num_outcome
@@ -164,7 +179,7 @@ class EventsMixin:
         pos = state.slot_pos
         if cfg.drop_expired:
             lat1 = params.latency_s[:, :1]
-            dropped = waiting & start[:, None] & (t_s[:, None] + lat1 > state.slot_deadline_s)
+            dropped = waiting & start[:, None] & expired(t_s[:, None], state.slot_deadline_s, lat1)
             if cfg.fifo_deadlines:  # the dropped are exactly the oldest requests
                 pos = pos - jnp.sum(dropped, axis=1, keepdims=True)
             else:
@@ -203,30 +218,15 @@ class EventsMixin:
         return state, records, reward + penalty * num_dropped
 
     def _batch_size(self, params: SimParams, t_s, num_keep, keep, pos, state: EnvState):
-        """Batch size under the `max` or `deadline` rule (docs/spec.md §3.3), per model (K,).
-
-        Deadline rule: request j (FIFO position p_j) tolerates batches up to m_j = #{b:
-        t + latency[b] <= deadline_j}; it is in a batch of b iff p_j < b, so b is feasible
-        iff b <= max(p_j, m_j) for all j, and the largest feasible b is min_j max(p_j, m_j).
-        """
-        limit = jnp.minimum(num_keep, self._max_batch)  # (K,)
+        """Batch size under the `max` or `deadline` rule (rules.py), per model (K,)."""
+        limit = max_rule_batch_size(num_keep, self._max_batch)  # (K,)
         if self.config.batching == "max":
             return limit
         finish_s = t_s[:, None] + params.latency_s  # (K, B)
         if self.config.fifo_deadlines:  # the oldest kept request has the earliest deadline
-            earliest = jnp.min(jnp.where(keep, state.slot_deadline_s, _INF), axis=1)
-            fits = jnp.sum(finish_s <= earliest[:, None], axis=1)
-            return jnp.clip(fits, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
-        tolerated = jnp.sum(finish_s[:, None, :] <= state.slot_deadline_s[:, :, None], axis=2)
-        bound = jnp.min(
-            jnp.where(
-                keep,
-                jnp.maximum(pos, tolerated),
-                (self.config.pad_slots + self.config.pad_batch + 1),
-            ),
-            axis=1,
-        )
-        return jnp.clip(bound, 1, jnp.maximum(limit, 1)).astype(jnp.int32) * (limit > 0)
+            earliest = jnp.min(jnp.where(keep, state.slot_deadline_s, INF), axis=1)
+            return deadline_rule_batch_size_fifo(finish_s, earliest, limit)
+        return deadline_rule_batch_size(finish_s, state.slot_deadline_s, pos, keep, limit)
 
     def _load_batch(self, key, state: EnvState, params: SimParams, t, size, member):
         """Put `member` requests (K, S) on the lowest-index idle replica of each model.
@@ -251,52 +251,6 @@ class EventsMixin:
             batch_size=jnp.where(pick, size[:, None], state.batch_size),
         )
 
-    def _utility(self, params: SimParams, quality, grace_s, lateness):
-        """Utility of completed requests (docs/spec.md §3.5)."""
-        cfg = self.config
-        if cfg.deadline_kind == "hard":
-            return jnp.where(lateness <= 0, quality, -params.miss_penalty.astype(jnp.float32))
-        x = jnp.maximum(lateness, 0.0)
-        if cfg.decay == "linear":
-            decay = jnp.maximum(0.0, 1.0 - x / grace_s)
-        else:
-            decay = jnp.exp(-x / grace_s)
-        return quality * decay
-
-
-def add_time(t_s, t_lo_s, dt_s):
-    """The time `t_s + t_lo_s + dt_s` as a float32 pair (hi, lo): the compensated clock.
-
-    `hi = t_s + (dt_s + t_lo_s)` in float32 (two adds, so the comparisons, lateness and
-    latency that read it cost what they did before compensation) and `lo` is exactly what
-    those adds rounded off (TwoSum), so `hi + lo` is the exact time to ~1e-15 s and a
-    chain of sums (back-to-back batches, arrival after arrival) carries no error forward:
-    summing directly loses up to half a float32 ulp (6e-8 s below 1 s) per sum, which
-    piles up (docs/simulator.md, "Clock precision"). `|lo|` is at most an ulp of `hi`, and
-    the carried `t_lo_s` is absorbed, so it never grows. XLA does not reassociate float
-    arithmetic, so the error terms survive compilation. Shapes broadcast.
-    """
-    dt_lo_s = dt_s + t_lo_s
-    hi = t_s + dt_lo_s
-    return hi, _two_sum_error(t_s, dt_lo_s, hi) + _two_sum_error(dt_s, t_lo_s, dt_lo_s)
-
-
-def _two_sum_error(a, b, total):
-    """`a + b - total` exactly, where `total` is the float32 sum of a and b (TwoSum)."""
-    b_part = total - a
-    return (a - (total - b_part)) + (b - b_part)
-
-
-def unit(size: int, index: int) -> np.ndarray:
-    """Unit vector e_index (int32), for adding to counters without a scatter."""
-    return (np.arange(size) == index).astype(np.int32)
-
-
-def first_true(mask: jax.Array) -> jax.Array:
-    """Index of the first True along the last axis (size if none); cheaper than argmax on CPU."""
-    size = mask.shape[-1]
-    return jnp.min(jnp.where(mask, jnp.arange(size, dtype=jnp.int32), size), axis=-1)
-
 
 def _drops_ahead(pos: jax.Array, dropped: jax.Array) -> jax.Array:
     """For each slot (K, S), how many dropped requests were ahead of it in FIFO order.
@@ -313,3 +267,6 @@ def _drops_ahead(pos: jax.Array, dropped: jax.Array) -> jax.Array:
     )
     ahead = jnp.cumsum(by_pos, axis=1) - by_pos
     return jnp.take_along_axis(ahead, jnp.clip(pos, 0, s - 1), axis=1)
+
+
+__all__ = ["EventsMixin", "add_time"]  # add_time: rules.py, re-exported for older imports

@@ -9,13 +9,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxserve.sim.counter_env import CounterEnv, lane_rollout, lane_rollouts
+from jaxserve.sim.base import EnvBase
 from jaxserve.sim.devices import shard_lanes
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.types import Arrivals, Counters, SimParams
 
 # policy(key, obs, state, params) -> action (int32 scalar)
 Policy = Callable[..., jax.Array]
+
+
+def has_micro_steps(env: EnvBase) -> bool:
+    """Whether `env` runs episodes as micro-steps (`CounterEnv`): then lanes never wait."""
+    return hasattr(env, "micro_step")
 
 
 def _empty_ledger(num_arrivals: int) -> dict:
@@ -73,14 +78,14 @@ def ledger_rollout(env: ServingEnv, policy: Policy, key, params: SimParams, arri
 
 
 def counter_rollout(
-    env: ServingEnv, policy: Policy, key, params: SimParams, arrivals: Arrivals
+    env: EnvBase, policy: Policy, key, params: SimParams, arrivals: Arrivals
 ) -> Counters:
     """One episode keeping only running totals: the fast path for sweeps and benchmarks.
 
     With a `CounterEnv` (what `make_env` gives when no records are needed) this is its
     `lane_rollout`, which keeps vmapped lanes from waiting for each other.
     """
-    if isinstance(env, CounterEnv):
+    if has_micro_steps(env):
         return lane_rollout(env, policy, key, params, arrivals)
     num_arrivals = arrivals.gap_s.shape[0]
     key, key_reset = jax.random.split(key)
@@ -98,7 +103,7 @@ def counter_rollout(
 
 
 def counter_rollouts(
-    env: ServingEnv,
+    env: EnvBase,
     policy,
     keys: jax.Array,
     params: SimParams,
@@ -116,7 +121,7 @@ def counter_rollouts(
     """
 
     def local(keys, params, arrivals, lane_args):
-        if isinstance(env, CounterEnv):
+        if has_micro_steps(env):
             return lane_rollouts(env, policy, keys, params, arrivals, lane_args, params_batched)
 
         def one(key, params, arrivals, lane_arg):
@@ -130,6 +135,79 @@ def counter_rollouts(
     if not shard:
         return local(*args)
     return shard_lanes(local, args, batched=(True, params_batched, True, lane_args is not None))
+
+
+def lane_rollout(
+    env: EnvBase, policy, key, params: SimParams, arrivals: Arrivals, rounds: int = 1
+) -> Counters:
+    """`counter_rollout` for an env with micro-steps (`CounterEnv`), with lanes that never wait.
+
+    Under `vmap`, a per-decision event loop runs as many rounds as the busiest lane needs
+    at that decision (about 10x the mean at 4096 lanes). Here every iteration of one
+    outer loop runs at most `rounds` event rounds per lane and a lane takes its next
+    decision only when its events are done, so the batch runs as many iterations as the
+    busiest lane needs over the *whole episode*. The policy is called every iteration
+    (its action is ignored while the lane is pending) with the key of the decision index,
+    so a random policy makes the same choices as under `counter_rollout`.
+    """
+    key, key_reset = jax.random.split(key)
+    _, state = env.reset(key_reset, params, arrivals)
+    body = lambda state: _decide_and_step(env, policy, key, state, params, rounds)
+    state = jax.lax.while_loop(env.active, body, state)
+    return state.counters
+
+
+def _decide_and_step(env: EnvBase, policy, key, state, params, rounds: int):
+    """The policy's action (used unless the lane is pending), then one micro-step.
+
+    The observation is built here rather than carried, so a policy that ignores it (static,
+    random, round-robin) costs nothing for it. Keys: `fold_in(key, decision index)`, as in
+    `counter_rollout`.
+    """
+    key_policy, key_step = jax.random.split(jax.random.fold_in(key, state.step))
+    action = policy(key_policy, env.observe(state, params), state, params)
+    return env.micro_step(key_step, state, action.astype(jnp.int32), params, rounds)
+
+
+def lane_rollouts(
+    env: EnvBase,
+    policy,
+    keys: jax.Array,
+    params: SimParams,
+    arrivals: Arrivals,
+    lane_args=None,
+    params_batched: bool = False,
+    rounds: int = 1,
+) -> Counters:
+    """`vmap(lane_rollout)` over a leading lane axis, with the loop outside the `vmap`.
+
+    Same results as `jax.vmap(lane_rollout)`, about 10% faster: a `vmap`-ed while_loop
+    re-selects its whole carry for every lane at every iteration (finished lanes must not
+    change), while here a finished lane's micro-step is already a no-op. `policy` is
+    `policy(key, obs, state, params)`, or, with `lane_args` (a pytree with a leading lane
+    axis), a factory `policy(lane_arg) -> policy` called per lane (e.g. a policy index).
+    """
+    params_axis = 0 if params_batched else None
+    split = jax.vmap(jax.random.split)(keys)  # (N, 2) as in lane_rollout
+    _, state = jax.vmap(env.reset, in_axes=(0, params_axis, 0))(split[:, 1], params, arrivals)
+
+    # The loop closes over raw key data: JAX 0.10's key-reuse checker flags typed keys that
+    # a while_loop body derives from (a false positive; each iteration folds in the step).
+    key_data = jax.random.key_data(split[:, 0])
+
+    def one(key_data, state, params, lane_arg):
+        act = policy if lane_args is None else policy(lane_arg)
+        key = jax.random.wrap_key_data(key_data)
+        return _decide_and_step(env, act, key, state, params, rounds)
+
+    lane_axis = None if lane_args is None else 0
+    step_all = jax.vmap(one, in_axes=(0, 0, params_axis, lane_axis))
+    state = jax.lax.while_loop(
+        lambda state: jnp.any(jax.vmap(env.active)(state)),
+        lambda state: step_all(key_data, state, params, lane_args),
+        state,
+    )
+    return state.counters
 
 
 def run_actions(env: ServingEnv, params: SimParams, arrivals: Arrivals, actions, key=None):

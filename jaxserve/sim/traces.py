@@ -7,14 +7,12 @@ Formats (see docs/workloads.md and jaxserve/data/traces/README.md):
 * ``azure2021``: Azure Functions 2021 invocations, ``app,func,end_timestamp,duration``.
 Every loader returns a :class:`Trace` of sorted float64 arrival times in seconds from the
 trace start; bad files raise :class:`InputError` with one line naming file, row and column.
+The record, CSV cell parsing and rescaling shared by the loaders are in `trace_io.py`.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import datetime
-import math
 import re
 from pathlib import Path
 
@@ -22,6 +20,18 @@ import numpy as np
 
 from jaxserve.errors import InputError
 from jaxserve.limits import MAX_TIME_S
+from jaxserve.sim.trace_io import (
+    Trace,
+    check_header,
+    check_not_empty,
+    check_rescale,
+    count_cell,
+    function_ranks,
+    number_cell,
+    read_rows,
+    rescaled,
+    scale_counts,
+)
 
 TRACE_FORMATS = ("maf2019", "timestamps", "azure2021")
 MAF_ID_COLUMNS = ("HashOwner", "HashApp", "HashFunction", "Trigger")
@@ -32,145 +42,6 @@ _DATETIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(
 # Metadata column names (LLM 2023 trace; vidur's converted copy of it).
 _CONTEXT_COLUMNS = ("contexttokens", "num_prefill_tokens")
 _GENERATED_COLUMNS = ("generatedtokens", "num_decode_tokens")
-
-
-@dataclasses.dataclass(frozen=True)
-class Trace:
-    """Arrivals of one trace: float64 absolute times plus optional per-request metadata."""
-
-    arrival_s: np.ndarray  # (N,) float64, sorted ascending, seconds from the trace start
-    function: np.ndarray | None = None  # (N,) int32 rank of the function (0 = most invoked)
-    context_tokens: np.ndarray | None = None  # (N,) int64 prompt tokens
-    generated_tokens: np.ndarray | None = None  # (N,) int64 output tokens
-    span_s: float = 0.0  # length of the observation window (>= last arrival)
-
-    @property
-    def num_arrivals(self) -> int:
-        return int(self.arrival_s.shape[0])
-
-    def mean_rate(self) -> float:
-        """Arrivals per second over the observation window."""
-        return self.num_arrivals / self.span_s if self.span_s > 0 else float("inf")
-
-
-# ---------------------------------------------------------------------------- CSV helpers
-
-
-def _read_rows(path: str | Path) -> tuple[Path, list[str], list[list[str]]]:
-    """Header and data rows of a CSV file; InputError if missing or without data."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"trace file {str(path)!r}: not found; expected an existing CSV file")
-    with path.open(newline="") as f:
-        rows = [row for row in csv.reader(f) if row]  # tolerate a trailing blank line
-    if not rows:
-        raise InputError(f"trace file {str(path)}: empty; expected a header and data rows")
-    header, data = [c.strip() for c in rows[0]], rows[1:]
-    if not data:
-        raise InputError(f"trace file {str(path)}: empty trace (header only); expected rows")
-    for i, row in enumerate(data):
-        if len(row) != len(header):
-            raise InputError(
-                f"trace file {path}: row {i + 2} has {len(row)} columns; "
-                f"expected {len(header)} like the header"
-            )
-    return path, header, data
-
-
-def _number(path: Path, row: int, column: str, text: str) -> float:
-    """Parse one finite number; InputError naming the cell otherwise."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise InputError(
-            f"trace file {path}: row {row} column {column!r} = {text!r}; expected a finite number"
-        )
-    return value
-
-
-def _count(path: Path, row: int, column: str, text: str) -> int:
-    """Parse one non-negative integer count."""
-    value = _number(path, row, column, text)
-    if value < 0 or value != int(value):
-        raise InputError(
-            f"trace file {path}: row {row} column {column!r} = {text!r}; "
-            "expected a non-negative integer count"
-        )
-    return int(value)
-
-
-def _check_header(path: Path, header: list[str], expected: tuple[str, ...]) -> None:
-    if tuple(header[: len(expected)]) != expected:
-        raise InputError(
-            f"trace file {path}: header starts {header[: len(expected)]}; "
-            f"expected columns {list(expected)}"
-        )
-
-
-# ---------------------------------------------------------------------------- rescaling
-
-
-def _scale_counts(counts: np.ndarray, rate_scale: float, rng: np.random.Generator) -> np.ndarray:
-    """Thin (binomial) or replicate (floor + binomial remainder) integer counts by a factor."""
-    whole, frac = math.floor(rate_scale), rate_scale - math.floor(rate_scale)
-    return counts * whole + rng.binomial(counts, frac)
-
-
-def _scale_times(
-    arrival_s: np.ndarray, rate_scale: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Thin or replicate sorted times; extra copies land uniformly before the next arrival.
-
-    Returns the new sorted times and, for each, the index of the original it came from.
-    """
-    copies = _scale_counts(np.ones_like(arrival_s, dtype=np.int64), rate_scale, rng)  # (N,)
-    source = np.repeat(np.arange(arrival_s.shape[0]), copies)  # (M,)
-    first_copy = np.r_[True, source[1:] != source[:-1]]
-    next_s = np.r_[arrival_s[1:], arrival_s[-1:]]  # last arrival's copies stay in place
-    jitter = rng.uniform(size=source.shape[0]) * (next_s - arrival_s)[source]
-    times = arrival_s[source] + np.where(first_copy, 0.0, jitter)
-    order = np.argsort(times, kind="stable")
-    return times[order], source[order]
-
-
-def _check_rescale(time_compression: float, rate_scale: float) -> None:
-    for name, value in (("time_compression", time_compression), ("rate_scale", rate_scale)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise InputError(f"{name} = {value!r}: expected a finite number > 0")
-
-
-def _rescaled(trace: Trace, time_compression: float, rate_scale: float, seed: int) -> Trace:
-    """Apply rate scaling (thinning/replication) then time compression to a trace."""
-    _check_rescale(time_compression, rate_scale)
-    arrival_s, source = trace.arrival_s, np.arange(trace.num_arrivals)
-    if rate_scale != 1.0:
-        arrival_s, source = _scale_times(arrival_s, rate_scale, np.random.default_rng(seed))
-    pick = lambda a: None if a is None else a[source]
-    return Trace(
-        arrival_s / time_compression,
-        pick(trace.function),
-        pick(trace.context_tokens),
-        pick(trace.generated_tokens),
-        trace.span_s / time_compression,
-    )
-
-
-def _ranks(counts: np.ndarray) -> np.ndarray:
-    """Rank of each function by total count, descending (ties: first seen first)."""
-    order = np.argsort(-counts, kind="stable")
-    ranks = np.empty_like(order)
-    ranks[order] = np.arange(order.shape[0])
-    return ranks
-
-
-def _empty_check(path: Path, num_arrivals: int) -> None:
-    if num_arrivals == 0:
-        raise InputError(
-            f"trace file {path}: empty trace (no arrivals after selection); "
-            "expected at least one arrival"
-        )
 
 
 # ---------------------------------------------------------------------------- MAF 2019
@@ -185,8 +56,8 @@ def load_maf2019_counts(path: str | Path, functions: int | None = None) -> np.nd
     Returns:
       (num_functions, num_minutes) int64; row r = function of rank r.
     """
-    path, header, data = _read_rows(path)
-    _check_header(path, header, MAF_ID_COLUMNS)
+    path, header, data = read_rows(path)
+    check_header(path, header, MAF_ID_COLUMNS)
     minutes = header[len(MAF_ID_COLUMNS) :]
     if not minutes:
         raise InputError(
@@ -194,18 +65,18 @@ def load_maf2019_counts(path: str | Path, functions: int | None = None) -> np.nd
             "expected one count column per minute"
         )
     for column in minutes:
-        _number(path, 1, "header", column)  # minute columns are named by their minute index
+        number_cell(path, 1, "header", column)  # minute columns are named by their minute index
     counts = np.array(
         [
             [
-                _count(path, i + 2, minutes[j], cell)
+                count_cell(path, i + 2, minutes[j], cell)
                 for j, cell in enumerate(row[len(MAF_ID_COLUMNS) :])
             ]
             for i, row in enumerate(data)
         ],
         dtype=np.int64,
     )  # (F, M)
-    ranks = _ranks(counts.sum(axis=1))
+    ranks = function_ranks(counts.sum(axis=1))
     ordered = np.empty_like(counts)
     ordered[ranks] = counts
     if functions is not None:
@@ -251,12 +122,12 @@ def load_maf2019(
     uniformly within each minute, which is a Poisson process conditioned on the count; a
     minute lasts ``60 / time_compression`` seconds. ``seed`` fixes the randomness.
     """
-    _check_rescale(time_compression, rate_scale)
+    check_rescale(time_compression, rate_scale)
     counts = load_maf2019_counts(path, functions)
     rng = np.random.default_rng(seed)
     if rate_scale != 1.0:
-        counts = _scale_counts(counts, rate_scale, rng)
-    _empty_check(Path(path), int(counts.sum()))
+        counts = scale_counts(counts, rate_scale, rng)
+    check_not_empty(Path(path), int(counts.sum()))
     bin_s = SECONDS_PER_MINUTE / time_compression
     arrival_s, function = spread_counts(counts, bin_s, rng)
     return Trace(arrival_s, function, span_s=counts.shape[1] * bin_s)
@@ -270,7 +141,7 @@ def _ticks(path: Path, row: int, column: str, text: str) -> tuple[int, int] | fl
     match = _DATETIME_RE.match(text.strip())
     if match is None:
         try:
-            return _number(path, row, column, text)
+            return number_cell(path, row, column, text)
         except InputError:
             raise InputError(
                 f"trace file {path}: row {row} column {column!r} = {text!r}; "
@@ -315,7 +186,7 @@ def _metadata_column(
         if name in lowered:
             j = lowered.index(name)
             return np.array(
-                [_count(path, i + 2, header[j], row[j]) for i, row in enumerate(data)],
+                [count_cell(path, i + 2, header[j], row[j]) for i, row in enumerate(data)],
                 dtype=np.int64,
             )
     return None
@@ -329,8 +200,8 @@ def load_timestamps(
     Timestamps are ``YYYY-MM-DD HH:MM:SS.fffffff`` (or plain seconds); time 0 is the first
     row. Token columns (``ContextTokens``, ``GeneratedTokens``) become metadata.
     """
-    _check_rescale(time_compression, rate_scale)
-    path, header, data = _read_rows(path)
+    check_rescale(time_compression, rate_scale)
+    path, header, data = read_rows(path)
     stamps = [_ticks(path, i + 2, header[0], row[0]) for i, row in enumerate(data)]
     if len({type(s) for s in stamps}) > 1:
         raise InputError(
@@ -346,7 +217,7 @@ def load_timestamps(
         _metadata_column(path, header, data, _GENERATED_COLUMNS),
         span_s=float(arrival_s[-1]),
     )
-    return _rescaled(trace, time_compression, rate_scale, seed)
+    return rescaled(trace, time_compression, rate_scale, seed)
 
 
 # ---------------------------------------------------------------------------- Azure 2021
@@ -360,11 +231,11 @@ def load_azure2021(
     Times keep the trace's own clock (0 = its origin); rows need not be sorted. Function
     metadata is the rank of (app, func) by number of invocations.
     """
-    _check_rescale(time_compression, rate_scale)
-    path, header, data = _read_rows(path)
-    _check_header(path, header, AZURE2021_COLUMNS)
-    end_s = np.array([_number(path, i + 2, "end_timestamp", r[2]) for i, r in enumerate(data)])
-    duration_s = np.array([_number(path, i + 2, "duration", r[3]) for i, r in enumerate(data)])
+    check_rescale(time_compression, rate_scale)
+    path, header, data = read_rows(path)
+    check_header(path, header, AZURE2021_COLUMNS)
+    end_s = np.array([number_cell(path, i + 2, "end_timestamp", r[2]) for i, r in enumerate(data)])
+    duration_s = np.array([number_cell(path, i + 2, "duration", r[3]) for i, r in enumerate(data)])
     if (duration_s < 0).any():
         row = int(np.flatnonzero(duration_s < 0)[0]) + 2
         raise InputError(
@@ -374,14 +245,14 @@ def load_azure2021(
     keys = [(r[0], r[1]) for r in data]
     ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
     key_index = np.array([ids[k] for k in keys])  # (N,) first-seen order
-    function = _ranks(np.bincount(key_index))[key_index].astype(np.int32)
+    function = function_ranks(np.bincount(key_index))[key_index].astype(np.int32)
     arrival_s = end_s - duration_s
     order = np.argsort(arrival_s, kind="stable")
     origin_s = min(0.0, float(arrival_s[order[0]]))  # shift only if an arrival precedes 0
     trace = Trace(
         arrival_s[order] - origin_s, function[order], span_s=float(end_s.max() - origin_s)
     )
-    return _rescaled(trace, time_compression, rate_scale, seed)
+    return rescaled(trace, time_compression, rate_scale, seed)
 
 
 # ---------------------------------------------------------------------------- dispatch, JAX side
@@ -455,3 +326,18 @@ def binned_rate(arrival_s: np.ndarray, t_s: np.ndarray, bin_s: float) -> np.ndar
     )
     inside = (bins >= 0) & (bins < counts.shape[0])
     return np.where(inside, counts[np.clip(bins, 0, counts.shape[0] - 1)], 0) / bin_s
+
+
+__all__ = [
+    "TRACE_FORMATS",
+    "Trace",
+    "binned_rate",
+    "check_gaps",
+    "load_azure2021",
+    "load_maf2019",
+    "load_maf2019_counts",
+    "load_timestamps",
+    "load_trace",
+    "spread_counts",
+    "trace_to_params",
+]

@@ -170,6 +170,24 @@ class EnvState:
     free_lo_s: jax.Array = 0.0  # (K, R)
 
 
+@struct.dataclass
+class QueueView:
+    """What a routing policy sees of the system at a decision: `env.queue_view(state, params)`.
+
+    Both simulators build it from their state and the serving router from its engine, so a
+    policy that reads only this view (and the observation) runs unchanged on all three.
+    """
+
+    step: jax.Array  # () int32 index of the current decision
+    task: jax.Array  # () int32 task of the request being routed
+    deadline_scale: jax.Array  # () factor on that task's deadline (1 without dynamic deadlines)
+    now_s: jax.Array  # () current time, relative to the state's origin
+    rate_est: jax.Array  # () arrival-rate estimate, arrivals/s
+    queue_len: jax.Array  # (K,) int32 requests waiting per model
+    in_service: jax.Array  # (K,) int32 requests in the batches in service per model
+    wait_s: jax.Array  # (K,) until the earliest replica of each model is free (0: one is idle)
+
+
 def to_jnp_tuple(values, dtype=jnp.float32) -> jax.Array:
     """Helper for building params from Python sequences."""
     return jnp.asarray(values, dtype=dtype)

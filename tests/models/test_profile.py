@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
 from jaxserve.errors import InputError
-from jaxserve.serving.profile import main_profile
+from jaxserve.serving import ProfileConfig
+from jaxserve.serving.profile import run_profile
 
 
-def _args(**overrides):
+def _config(**overrides) -> ProfileConfig:
     base = dict(
         model="tiny",
         prompt_tokens=8,
@@ -22,12 +22,12 @@ def _args(**overrides):
         dtype="float32",
         warmup=1,
     )
-    return argparse.Namespace(**{**base, **overrides})
+    return ProfileConfig(**{**base, **overrides})
 
 
 def test_profile_writes_json(tmp_path, capsys):
     out = tmp_path / "profiles" / "tiny.json"
-    record = main_profile(_args(out=str(out)))
+    record = run_profile(_config(out=str(out)))
     err = capsys.readouterr().err
     assert "profile: 100%" in err and "6/6" in err  # 2 sizes x (1 compile + 2 repeats)
     on_disk = json.loads(out.read_text())
@@ -42,7 +42,7 @@ def test_profile_writes_json(tmp_path, capsys):
 
 def test_profile_forward_only_from_hf_dir(hf_opt):
     _, _, path = hf_opt
-    record = main_profile(_args(model=str(path), gen_tokens=0, batch_sizes=[1], repeats=1))
+    record = run_profile(_config(model=str(path), gen_tokens=0, batch_sizes=[1], repeats=1))
     assert len(record["latency_s"]) == 1 and record["gen_tokens"] == 0
 
 
@@ -60,5 +60,5 @@ def test_profile_forward_only_from_hf_dir(hf_opt):
 def test_profile_bad_input(overrides, tmp_path):
     out = tmp_path / "p.json"
     with pytest.raises(InputError):
-        main_profile(_args(out=str(out), **overrides))
+        run_profile(_config(out=str(out), **overrides))
     assert not out.exists()

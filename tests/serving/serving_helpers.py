@@ -1,9 +1,10 @@
-"""Helpers for the serving tests: the two-model scenario and `serve` argument defaults."""
+"""Helpers for the serving tests: the two-model scenario and a test-sized `ServeConfig`."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from jaxserve.serving import ServeConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TWO_MODEL_TOML = """
@@ -32,18 +33,17 @@ quality = [0.7, 0.9]
 """
 
 
-def serve_args(scenario, **overrides) -> argparse.Namespace:
-    """The Namespace `jaxserve serve` would build, with test-sized defaults."""
+def serve_config(scenario, **overrides) -> ServeConfig:
+    """A `ServeConfig` with test-sized defaults."""
     base = dict(
         scenario=str(scenario),
-        json=True,
         workload=None,
         rate=None,
         seed=0,
         policy="greedy",
         num_requests=60,
         clock="virtual",
-        models="cpu-demo-s,cpu-demo-s",
+        models=("cpu-demo-s", "cpu-demo-s"),
         tasks=None,
         tokenizer=None,
         prompt_tokens=16,
@@ -55,5 +55,6 @@ def serve_args(scenario, **overrides) -> argparse.Namespace:
         fidelity=False,
         window_s=None,
         out=None,
+        progress=False,
     )
-    return argparse.Namespace(**{**base, **overrides})
+    return ServeConfig(**{**base, **overrides})

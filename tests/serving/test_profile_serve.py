@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from jaxserve.errors import InputError
+from jaxserve.serving import ProfileConfig
 from jaxserve.serving.cpu import configure_cpu_threads
-from jaxserve.serving.profile import isotonic, main_profile
+from jaxserve.serving.profile import isotonic, run_profile
 
 
 def test_isotonic_pools_adjacent_violators():
@@ -17,7 +16,7 @@ def test_isotonic_pools_adjacent_violators():
     assert isotonic([1.0]) == [1.0]
 
 
-def _args(**overrides):
+def _config(**overrides) -> ProfileConfig:
     base = dict(
         model="cpu-demo-s",
         prompt_tokens=8,
@@ -31,11 +30,11 @@ def _args(**overrides):
         monotone=True,
         cpu_threads="all",
     )
-    return argparse.Namespace(**{**base, **overrides})
+    return ProfileConfig(**{**base, **overrides})
 
 
 def test_serve_call_profile_is_monotone_and_keeps_raw_medians():
-    record = main_profile(_args())
+    record = run_profile(_config())
     assert record["call"] == "serve" and record["cpu_threads"] == "all"
     assert len(record["median_s"]) == len(record["latency_s"]) == 3
     assert all(a <= b for a, b in zip(record["latency_s"], record["latency_s"][1:], strict=False))
@@ -43,6 +42,6 @@ def test_serve_call_profile_is_monotone_and_keeps_raw_medians():
 
 def test_bad_call_and_thread_mode_are_input_errors():
     with pytest.raises(InputError, match="call"):
-        main_profile(_args(call="backward", batch_sizes="1"))
+        _config(call="backward", batch_sizes="1")
     with pytest.raises(InputError, match="--cpu-threads"):
         configure_cpu_threads("2")

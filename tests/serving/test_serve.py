@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from serving_helpers import serve_args
+from serving_helpers import serve_config
 
 from jaxserve.cli import main
 from jaxserve.serving.serve import serve
@@ -24,7 +24,7 @@ def _check_conserved(result, num_requests):
 def test_overloaded_virtual_run_gives_every_request_an_outcome(scenario_toml, tmp_path):
     out = tmp_path / "run" / "serve.json"
     result = serve(
-        serve_args(scenario_toml, rate=3000.0, num_requests=150, fidelity=True, out=str(out))
+        serve_config(scenario_toml, rate=3000.0, num_requests=150, fidelity=True, out=str(out))
     )
     _check_conserved(result, 150)
     assert result["num_rejected"] > 0  # overload: full queues reject, nothing is lost
@@ -36,7 +36,7 @@ def test_overloaded_virtual_run_gives_every_request_an_outcome(scenario_toml, tm
 
 
 def test_measured_quality_uses_the_answers(scenario_toml):
-    result = serve(serve_args(scenario_toml, rate=50.0, num_requests=20, quality="measured"))
+    result = serve(serve_config(scenario_toml, rate=50.0, num_requests=20, quality="measured"))
     _check_conserved(result, 20)
     utility = result["requests"]["utility"]
     assert set(utility) <= {0.0, 1.0}  # hard deadlines, no penalty: correct on time = 1
@@ -49,7 +49,7 @@ def test_measured_quality_uses_the_answers(scenario_toml):
 
 
 def test_wall_clock_run_is_conserved(scenario_toml):
-    result = serve(serve_args(scenario_toml, clock="wall", rate=100.0, num_requests=40))
+    result = serve(serve_config(scenario_toml, clock="wall", rate=100.0, num_requests=40))
     _check_conserved(result, 40)
     assert result["clock"] == "wall"
 
@@ -58,7 +58,7 @@ def test_stop_event_writes_partial_results(scenario_toml, tmp_path):
     """Stopped mid-run after exactly 50 arrivals (an event, not a timer: load-independent)."""
     stop, arrived = threading.Event(), []
     out = tmp_path / "partial.json"
-    args = serve_args(scenario_toml, rate=2000.0, num_requests=100_000, out=str(out))
+    args = serve_config(scenario_toml, rate=2000.0, num_requests=100_000, out=str(out))
 
     def stop_after_50(n):
         arrived.append(n)

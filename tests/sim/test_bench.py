@@ -16,7 +16,7 @@ def test_sim_bench_reports_every_section_and_its_devices(monkeypatch):
         return rollouts(*args, shard=shard, **kwargs)
 
     monkeypatch.setattr(bench, "counter_rollouts", recording)
-    result = bench.run_bench(quick=True, sections=("sim",))
+    result = bench.run_bench(bench.BenchConfig(sections=("sim",), quick=True))
     assert result["machine"]["devices"] == [str(d) for d in jax.devices()]
     expected = {
         "simulator": TEST_CPU_DEVICES,

@@ -1,0 +1,141 @@
+"""What both JAX simulators share: a config's static arrays, the queue view, the observation.
+
+`ServingEnv` (env.py) and `CounterEnv` (counter_env.py) each subclass `EnvBase` for these
+and nothing else: their states, event loops and steps are their own. The queueing rules
+themselves are in rules.py.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxserve.sim.rules import INF
+from jaxserve.sim.types import Counters, QueueView, SimConfig, SimParams
+
+
+class EnvBase:
+    """Config, static masks, hashing, `queue_view` and `observe` of a JAX simulator."""
+
+    def __init__(self, config: SimConfig):
+        self.config = config
+        self._max_batch = np.asarray(config.max_batch, np.int32)  # (K,)
+        self._capacity = np.asarray(config.queue_capacity, np.int32)  # (K,)
+        self._replica_mask = replica_mask(config)  # (K, R)
+        self._sizes = np.arange(1, config.pad_batch + 1, dtype=np.int32)  # (B,) batch sizes
+        self._models = np.arange(config.num_models, dtype=np.int32)  # (K,)
+
+    def __hash__(self):  # equal configs share compiled code (env is a static jit argument)
+        return hash((type(self), self.config))
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.config == self.config
+
+    @property
+    def num_actions(self) -> int:
+        return self.config.num_actions
+
+    @property
+    def obs_size(self) -> int:
+        return self.config.obs_size
+
+    def queue_view(self, state, params: SimParams) -> QueueView:
+        """What a policy may read of `state` (an env state, or a `QueueView`: its own view)."""
+        del params  # part of the signature: a view may one day need them
+        if isinstance(state, QueueView):
+            return state
+        return make_queue_view(
+            self.config,
+            step=state.step,
+            task=current_task(state),
+            deadline_scale=deadline_scale(state),
+            now_s=state.now_s,
+            rate_est=state.rate_est,
+            queue_len=state.queue_len,
+            batch_size=state.batch_size,
+            free_s=state.free_s,
+        )
+
+    def observe(self, state, params: SimParams) -> jax.Array:
+        """Observation for the current decision (docs/spec.md §3.6; layout in docs/simulator.md)."""
+        return observation(self.config, self.queue_view(state, params), params)
+
+
+def replica_mask(config: SimConfig) -> np.ndarray:
+    """(K, R) bool: which padded replica slots are real replicas."""
+    return np.arange(config.pad_replicas)[None, :] < np.asarray(config.replicas)[:, None]
+
+
+def make_queue_view(
+    config: SimConfig, *, step, task, deadline_scale, now_s, rate_est, queue_len, batch_size, free_s
+) -> QueueView:
+    """The `QueueView` of a system whose replicas (K, R) serve `batch_size` until `free_s`."""
+    busy = batch_size > 0
+    mask = replica_mask(config)
+    earliest = jnp.min(jnp.where(mask, jnp.where(busy, free_s, now_s), INF), axis=1)
+    return QueueView(
+        step=step,
+        task=task,
+        deadline_scale=deadline_scale,
+        now_s=now_s,
+        rate_est=rate_est,
+        queue_len=queue_len,
+        in_service=jnp.sum(batch_size, axis=1),
+        wait_s=jnp.maximum(earliest - now_s, 0.0),
+    )
+
+
+def observation(config: SimConfig, view: QueueView, params: SimParams) -> jax.Array:
+    """The observation vector of a queue view (`full` or `paper`, docs/simulator.md)."""
+    one_hot = jax.nn.one_hot(view.task, config.num_tasks, dtype=jnp.float32)
+    scale = (np.asarray(config.max_batch) * np.asarray(config.replicas)).astype(np.float32)
+    in_service = view.in_service.astype(jnp.float32)
+    queued = view.queue_len.astype(jnp.float32)
+    rate = (view.rate_est / params.reference_rate)[None]
+    factor = view.deadline_scale
+    extra = [factor[None]] if config.observe_deadline else []
+    if config.obs_mode == "paper":
+        return jnp.concatenate([one_hot, (queued + in_service) / scale, rate, *extra])
+    wait = view.wait_s / (params.deadline_s[view.task] * factor)
+    return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate, *extra])
+
+
+def current_task(state) -> jax.Array:
+    """Task of the request being routed (from an env state or a `QueueView`)."""
+    if isinstance(state, QueueView):
+        return state.task
+    return state.arrivals.task[jnp.minimum(state.step, state.arrivals.task.shape[0] - 1)]
+
+
+def deadline_scale(state) -> jax.Array:
+    """Deadline factor of the current request (1 without dynamic deadlines)."""
+    if isinstance(state, QueueView):
+        return state.deadline_scale
+    scale = state.arrivals.deadline_scale
+    if scale is None:
+        return jnp.float32(1.0)
+    return scale[jnp.minimum(state.step, scale.shape[0] - 1)]
+
+
+def empty_counters(num_actions: int) -> Counters:
+    """Running totals at the start of an episode."""
+    return Counters(
+        num_arrived=jnp.int32(0),
+        num_outcome=jnp.zeros(4, jnp.int32),
+        sum_utility=jnp.float32(0.0),
+        sum_peak=jnp.float32(0.0),
+        sum_latency_s=jnp.float32(0.0),
+        num_routed=jnp.zeros(num_actions, jnp.int32),
+    )
+
+
+def unit(size: int, index: int) -> np.ndarray:
+    """Unit vector e_index (int32), for adding to counters without a scatter."""
+    return (np.arange(size) == index).astype(np.int32)
+
+
+def first_true(mask: jax.Array) -> jax.Array:
+    """Index of the first True along the last axis (size if none); cheaper than argmax on CPU."""
+    size = mask.shape[-1]
+    return jnp.min(jnp.where(mask, jnp.arange(size, dtype=jnp.int32), size), axis=-1)
