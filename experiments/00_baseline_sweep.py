@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxserve.evaluation.grid import default_rates, fluid_curve, format_sweep, run_sweep
+from jaxserve.evaluation.bounds import nominal_curve
+from jaxserve.evaluation.grid import default_rates, format_sweep, run_sweep
 from jaxserve.io_utils import write_json_atomic, write_text_atomic
 from jaxserve.plots import plot_sweep
 from jaxserve.policies.baselines import baseline_names
@@ -46,7 +47,7 @@ def compute(config: Config) -> dict:
     names = baseline_names(scenario.num_models)
     rates = default_rates(scenario, config.num_rates)
     result = run_sweep(scenario, names, rates, None, (1.0,), config.num_requests, config.seeds)
-    result["fluid_upper_bound_normalized"] = fluid_curve(scenario, rates)
+    result["fluid_upper_bound_normalized"] = nominal_curve(scenario, rates)
     result["scenario"] = scenario.name
     return result
 

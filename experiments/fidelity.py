@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jaxserve.io_utils import write_json_atomic  # noqa: E402
+from jaxserve.serving import ServeConfig  # noqa: E402
 from jaxserve.serving.cpu import configure_cpu_threads  # noqa: E402
 from jaxserve.serving.serve import serve  # noqa: E402
 from jaxserve.sim.scenarios import get_scenario  # noqa: E402
@@ -142,28 +143,20 @@ def sensitivity(config: dict, rate: float, profile: dict) -> dict:
     return out
 
 
-def _args(config: dict, rate: float, out: Path) -> argparse.Namespace:
-    return argparse.Namespace(
+def _serve_config(config: dict, rate: float, out: Path) -> ServeConfig:
+    return ServeConfig(
         scenario=str(config["fresh_toml"]),
-        json=True,
-        workload=None,
         rate=rate,
         seed=config["seed"],
         policy=config["policy"],
         num_requests=config["num_requests"],
-        clock="virtual",
-        models=None,
-        tasks=None,
-        tokenizer=None,
         prompt_tokens=PROMPT_TOKENS,
-        mode="score",
         gen_tokens=4,
         quality="table",
-        dtype="float32",
         cpu_threads="1",
         fidelity=True,
-        window_s=None,
         out=str(out),
+        progress=False,
     )
 
 
@@ -226,7 +219,7 @@ def main(quick: bool = False, policy: str = DEFAULT_POLICY) -> dict:
             flush=True,
         )
         out = config["figure_dir"] / f"fidelity-{level}.json"
-        result = serve(_args(config, rate, out))
+        result = serve(_serve_config(config, rate, out))
         out.unlink()  # the per-request record stays out of docs/; the figure (.png) stays
         row = summarise(level, rate, result)
         row["fresh_profiles_s"] = fresh

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from jaxserve.argtypes import penalty
-from jaxserve.sim.scenarios import Scenario
+from jaxserve.sim.scenarios import Scenario, with_miss_penalty
 
 
 def add_miss_penalty(p: argparse.ArgumentParser) -> None:
@@ -21,7 +20,4 @@ def add_miss_penalty(p: argparse.ArgumentParser) -> None:
 
 def with_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:
     """`scenario` with the command line's overrides (`--miss-penalty`) applied."""
-    given = getattr(args, "miss_penalty", None)
-    if given is None or given == scenario.miss_penalty:
-        return scenario
-    return dataclasses.replace(scenario, miss_penalty=given)
+    return with_miss_penalty(scenario, getattr(args, "miss_penalty", None))

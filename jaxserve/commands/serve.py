@@ -10,11 +10,13 @@ import argparse
 import json
 
 from jaxserve.argtypes import positive_int, seconds
+from jaxserve.commands.scenario import add_miss_penalty
 from jaxserve.serving.config import DEFAULT_PROMPT_TOKENS, ServeConfig
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """`jaxserve serve` flags (the workload ones are shared with simulate)."""
+    add_miss_penalty(p)
     p.add_argument(
         "--policy",
         default="greedy",
@@ -98,6 +100,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         window_s=args.window_s,
         out=args.out,
         progress=not args.no_progress,
+        miss_penalty=args.miss_penalty,
     )
 
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from jaxserve import checkpoint
 from jaxserve.data import data_path
-from jaxserve.evaluation.grid import fluid_curve, run_sweep
+from jaxserve.evaluation.bounds import nominal_curve
+from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.simulate import simulate
 from jaxserve.evaluation.train import TrainConfig, train
 from jaxserve.io_utils import write_json_atomic
@@ -104,7 +105,7 @@ def sweep(scenario: Scenario, named: dict, rates, mixes=None, num_requests=2000,
         seeds,
         _resolve(scenario, named, env),
     )
-    bound = np.asarray([fluid_curve(scenario, rates, m) for m in res["mixes"]])  # (X, R)
+    bound = np.asarray([nominal_curve(scenario, rates, m) for m in res["mixes"]])  # (X, R)
     perf = np.asarray(res["normalized_performance"])[:, :, :, 0]
     pick = lambda key: np.asarray(res[key])[:, :, :, 0].tolist()  # noqa: E731
     return {

@@ -45,6 +45,7 @@ class ServeConfig:
     window_s: float | None = None  # window of windowed metrics; None: 1/20 of the span
     out: str | None = None  # results JSON (and the fidelity figure beside it, .png)
     progress: bool = True  # a progress bar on stderr
+    miss_penalty: float | None = None  # overrides the scenario's (reward only); None: keep
 
     def __post_init__(self):
         if self.models is not None:

@@ -92,10 +92,10 @@ def build_setup(config: ServeConfig) -> Setup:
     from jaxserve.evaluation.simulate import resolve_policy
     from jaxserve.sim.env import ServingEnv
     from jaxserve.sim.parse import episode_length, parse_workload
-    from jaxserve.sim.scenarios import get_scenario
+    from jaxserve.sim.scenarios import get_scenario, with_miss_penalty
     from jaxserve.sim.workloads import make_workload
 
-    scenario = get_scenario(config.scenario)
+    scenario = with_miss_penalty(get_scenario(config.scenario), config.miss_penalty)
     workload = parse_workload(config.workload, scenario.workload, config.rate)
     n = episode_length(workload, config.num_requests)
     policy = resolve_policy(config.policy, ServingEnv(scenario.sim_config()), scenario)

@@ -521,6 +521,13 @@ def equal_hardware(scenario: Scenario, model: int, gpus: int | None = None) -> S
     )
 
 
+def with_miss_penalty(scenario: Scenario, penalty: float | None) -> Scenario:
+    """`scenario` with its miss penalty replaced (None: unchanged); validated as any field."""
+    if penalty is None or penalty == scenario.miss_penalty:
+        return scenario
+    return dataclasses.replace(scenario, miss_penalty=penalty)
+
+
 def display_name(model: str) -> str:
     """'opt-6.7b' -> 'OPT-6.7B' (names as people write them)."""
     return model.upper() if model.startswith("opt-") else model

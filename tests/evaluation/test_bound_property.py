@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from jaxserve.evaluation.bounds import nominal_curve, realised_bound, sweep_bound
-from jaxserve.evaluation.simulate import simulate
 from jaxserve.evaluation.grid import make_switch_policy
+from jaxserve.evaluation.simulate import simulate
 from jaxserve.policies.baselines import make_policy
 from jaxserve.policies.lp import fluid_upper_bound
 from jaxserve.sim.counter_env import make_env
