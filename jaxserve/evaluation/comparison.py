@@ -281,7 +281,7 @@ def _ratio_text(r: dict) -> str:
     lo, hi = r["ci"]
     if r["ratio"] is None:
         return "n/a (static never above)"
-    return f"{r['ratio']:.2f}x [{lo:.2f}, {hi:.2f}]"
+    return f"{r['ratio']:.2f}x [{lo:.2f}, {'inf' if hi is None else f'{hi:.2f}'}]"
 
 
 def plot_evaluation(result: dict, stem: str) -> None:

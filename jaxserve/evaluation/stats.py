@@ -14,6 +14,7 @@ from scipy import stats
 
 LEVEL = 0.95
 BOOTSTRAP_DRAWS = 2000
+UNBOUNDED = 1e300  # a resampled ratio over a zero denominator
 
 
 def mean_ci(values, axis: int = -1, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +44,9 @@ def ratio_ci(
 ) -> dict:
     """Ratio of time above `threshold` (numerator / denominator) with a bootstrap interval.
 
-    `numerator`, `denominator`: one windowed-performance series per seed (same seeds).
+    `numerator`, `denominator`: one windowed-performance series per episode (any number on
+    each side; the two sides are resampled independently, which is conservative when they
+    share arrivals).
     A resample whose denominator is 0 gives an infinite ratio (kept: it is the truth that
     the baseline never got there); the point value is None when the denominator is 0.
     """
@@ -54,14 +57,14 @@ def ratio_ci(
     bottom = np.mean(np.concatenate(den) >= threshold)
     ratios = []
     for _ in range(draws):
-        seeds = rng.integers(0, len(num), len(num))
-        a = _resampled_fraction(rng, num, threshold, seeds)
-        b = _resampled_fraction(rng, den, threshold, seeds)
+        a = _resampled_fraction(rng, num, threshold, rng.integers(0, len(num), len(num)))
+        b = _resampled_fraction(rng, den, threshold, rng.integers(0, len(den), len(den)))
         ratios.append(a / b if b > 0 else (np.inf if a > 0 else 1.0))
-    lo, hi = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
+    finite = np.minimum(ratios, UNBOUNDED)  # inf - inf would poison the interpolation
+    lo, hi = np.percentile(finite, [50 * (1 - level), 50 * (1 + level)])
     return {
         "ratio": float(top / bottom) if bottom > 0 else None,
-        "ci": [float(lo), float(hi)],
+        "ci": [float(lo), None if hi >= UNBOUNDED else float(hi)],  # None: unbounded above
         "numerator": float(top),
         "denominator": float(bottom),
     }

@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxserve import checkpoint
 from jaxserve.data import data_path
+from jaxserve.errors import InputError
 from jaxserve.evaluation.bounds import nominal_curve
 from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.simulate import simulate
@@ -189,10 +190,13 @@ def train_router(
     scenario: Scenario,
     dqn: DQNConfig,
     finetune_from: Path | None = None,
+    seeds: int = 1,
 ) -> tuple[Path, dict]:
     """Train (or reuse, when an identical finished run exists) a router; (path, cost).
 
-    Cost: env steps and wall seconds of this training run (compilation included).
+    `seeds` > 1: a population of that many training seeds in one compiled call (members
+    0..seeds-1 of the checkpoint). Cost: env steps and wall seconds of this training run
+    (compilation included).
     """
     hparams = {"epsilon_start": 0.1} if finetune_from else {}  # as `train --finetune-from`
     out = run.routers_dir / name
@@ -202,15 +206,20 @@ def train_router(
         "scenario": scenario.name,
         "finetuned_from": str(finetune_from) if finetune_from else None,
         "hparams": hparams,
+        **({"seeds": seeds} if seeds > 1 else {}),  # keeps single-seed caches valid
     }
     if cost_file.exists():
         cost = json.loads(cost_file.read_text())
         if cost.get("wanted") == wanted and checkpoint.read_metadata(out).get("finished"):
             return out, cost
-    if out.exists():
+    config = TrainConfig(
+        scenario=scenario, dqn=dqn, hparams=hparams, finetune_from=finetune_from, seeds=seeds
+    )
+    try:  # an interrupted run of the same config resumes from its last chunk
+        summary = train(config, out, keep_state=False).summary
+    except InputError:  # a finished or different run: start over
         shutil.rmtree(out)
-    config = TrainConfig(scenario=scenario, dqn=dqn, hparams=hparams, finetune_from=finetune_from)
-    summary = train(config, out, keep_state=False).summary
+        summary = train(config, out, keep_state=False).summary
     cost = {
         "wanted": wanted,
         "env_steps": int(summary["env_steps"]),
