@@ -343,7 +343,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from jaxserve.reproduce import cmd_reproduce
+    from jaxserve.commands.reproduce import cmd_reproduce
 
     return cmd_reproduce(args)
 

@@ -180,23 +180,3 @@ def run_script(name: str, argv: list[str] | None = None) -> int:
     summary = run_experiments(args.quick, name, args.force, args.smoke, progress=False)
     print(json.dumps(summary))
     return 0
-
-
-def cmd_reproduce(args) -> int:
-    """CLI entry: run, then print a one-line summary per experiment (JSON with --json)."""
-    summary = run_experiments(
-        quick=args.quick,
-        only=args.only,
-        force=args.force,
-        smoke=args.smoke,
-        docs_dir=args.docs_dir,
-        progress=not args.no_progress,
-    )
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        for name, s in summary["experiments"].items():
-            state = "skipped (up to date)" if s["skipped"] else f"ran in {s['wall_s']:.0f} s"
-            print(f"{name:<24} {state}")
-        print(f"total {summary['wall_s']:.0f} s; docs/results.md regenerated")
-    return 0

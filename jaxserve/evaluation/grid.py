@@ -79,7 +79,8 @@ def run_sweep(
     check_memory(f"sweep: {lanes:,} runs x {num_requests:,} requests", lanes * num_requests * 32)
     env = make_env(scenario.sim_config(workload, emit_records=False))
     if policies is None:
-        policies = [make_policy(name, env, scenario) for name in policy_names]
+        lp_mix = mixes[0] if mixes else workload.task_mix  # the mix `lp` solves for
+        policies = [make_policy(name, env, scenario, lp_mix) for name in policy_names]
     given_mixes = mixes
     mixes = [tuple(scenario.task_mix())] if mixes is None else [tuple(m) for m in mixes]
     for m in mixes:

@@ -33,15 +33,18 @@ from jaxserve.sim.workloads import WorkloadSpec, make_workload
 LEDGER_BYTES_PER_REQUEST = 256
 
 
-def resolve_policy(name: str, env: ServingEnv, scenario: Scenario):
-    """A baseline by name, or the greedy-Q policy of a router checkpoint directory."""
+def resolve_policy(name: str, env: ServingEnv, scenario: Scenario, task_mix=None):
+    """A baseline by name, or the greedy-Q policy of a router checkpoint directory.
+
+    `task_mix`: the workload's mix, which `lp` solves for (default: the scenario's).
+    """
     from pathlib import Path
 
     if Path(name).is_dir():
         from jaxserve.rl.policy import load_learned_policy
 
         return load_learned_policy(name, scenario)
-    return make_policy(name, env, scenario)
+    return make_policy(name, env, scenario, task_mix)
 
 
 def simulate(
@@ -79,7 +82,7 @@ def simulate_seeds(
     env = ServingEnv(scenario.sim_config(workload, emit_records=True))
     params = scenario.sim_params()
     if isinstance(policy, str):
-        policy_name, policy = policy, resolve_policy(policy, env, scenario)
+        policy_name, policy = policy, resolve_policy(policy, env, scenario, workload.task_mix)
     n = episode_length(workload, num_requests)
     check_memory(
         f"simulate: {len(seeds)} x {n:,} requests", len(seeds) * n * LEDGER_BYTES_PER_REQUEST

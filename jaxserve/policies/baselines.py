@@ -105,8 +105,11 @@ def make_lp(env: EnvBase, rates: np.ndarray, table: np.ndarray, fallback: int = 
     return policy
 
 
-def make_policy(name: str, env: EnvBase, scenario=None):
-    """Build a baseline policy by its CLI name (`static:K`, `static:NAME`, `random`, ...)."""
+def make_policy(name: str, env: EnvBase, scenario=None, task_mix=None):
+    """Build a baseline policy by its CLI name (`static:K`, `static:NAME`, `random`, ...).
+
+    `task_mix`: the mix `lp` solves its LP for (default: the scenario's workload's).
+    """
     num_models = env.config.num_models
     if name.startswith("static:"):
         return make_static(_static_index(name, scenario, num_models))
@@ -125,7 +128,7 @@ def make_policy(name: str, env: EnvBase, scenario=None):
 
         rates = rate_grid(scenario)
         fastest = int(np.argmax(scenario.capacity_per_model()))
-        return make_lp(env, rates, lp_routing_table(scenario, rates), fastest)
+        return make_lp(env, rates, lp_routing_table(scenario, rates, task_mix), fastest)
     raise InputError(
         f"policy = {name!r}: expected one of static:K, static:MODEL, random, round-robin, jsq, "
         "greedy, lp, or a checkpoint directory"
