@@ -5,7 +5,8 @@ waits for the slowest thread; when other processes hold a core, batch times swin
 more (measured: cpu-demo-l batch of 8, p10/p50/p90 = 49/88/110 ms multi-threaded vs
 48/49/52 ms single-threaded, same host, same minute). One thread per model call is both
 steadier and, for these small models, as fast: it is how the cpu-demo profiles were
-measured, and it is `jaxserve serve`'s default (`--cpu-threads 1`). The flags only affect
+measured, and `jaxserve serve --cpu-threads 1` asks for it (the default stays "all": one
+thread requested after JAX has started would only print a warning). The flags only affect
 the CPU backend, so they are harmless on accelerators.
 """
 
