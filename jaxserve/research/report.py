@@ -46,6 +46,7 @@ def verdict(
         return NOT_COMPARABLE
     if interval is not None:
         low, high = interval
+        high = float("inf") if high is None else high  # unbounded above
         if low <= paper <= high:
             return REPRODUCED
         return EXCEEDS if low > paper else FALLS_SHORT
@@ -54,11 +55,15 @@ def verdict(
     return EXCEEDS if measured > paper else FALLS_SHORT
 
 
-def settings_verdict(settings: Mapping[str, float | None], paper: float) -> str:
-    """One verdict over several settings of the same measurement: which reproduce, which not."""
+def settings_verdict(settings: Mapping[str, float | None | tuple], paper: float) -> str:
+    """One verdict over several settings of the same measurement: which reproduce, which not.
+
+    A setting is a measured value, or (value, (low, high)) with its 95 % interval.
+    """
     by = {}
     for name, value in settings.items():
-        by.setdefault(verdict(value, paper), []).append(name)
+        measured, interval = value if isinstance(value, tuple) else (value, None)
+        by.setdefault(verdict(measured, paper, interval), []).append(name)
     if set(by) == {REPRODUCED}:
         return REPRODUCED
     if len(by) == 1:

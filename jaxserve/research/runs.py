@@ -20,15 +20,17 @@ from jaxserve import checkpoint
 from jaxserve.data import data_path
 from jaxserve.errors import InputError
 from jaxserve.evaluation.bounds import nominal_curve
+from jaxserve.evaluation.comparison import equal_hardware_names
 from jaxserve.evaluation.grid import run_sweep
-from jaxserve.evaluation.simulate import simulate
+from jaxserve.evaluation.simulate import simulate_seeds
+from jaxserve.evaluation.stats import mean_ci
 from jaxserve.evaluation.train import TrainConfig, train
 from jaxserve.io_utils import write_json_atomic
 from jaxserve.policies.baselines import make_policy
 from jaxserve.rl.config import DQNConfig, config_to_json
 from jaxserve.rl.policy import load_learned_policy
 from jaxserve.sim.counter_env import make_env
-from jaxserve.sim.scenarios import Scenario
+from jaxserve.sim.scenarios import Scenario, equal_hardware
 from jaxserve.sim.workloads import WorkloadSpec, mean_rate
 
 TRACES = data_path("traces")  # the traces jaxserve ships (jaxserve/data/traces/README.md)
@@ -72,14 +74,35 @@ class Run:
         return self.checkpoints_dir / "opt-a100x4-soft"
 
 
+@dataclasses.dataclass(frozen=True)
+class Alone:
+    """A comparison row: model `model` alone on all the scenario's GPUs (equal hardware)."""
+
+    model: int
+
+
 def core_baselines(scenario: Scenario) -> list[str]:
     """The baselines every experiment includes: each static model, greedy and lp."""
     return [f"static:{k}" for k in range(scenario.num_models)] + ["greedy", "lp"]
 
 
-def with_baselines(scenario: Scenario, routers: dict) -> dict:
-    """{label: router Path} followed by every core baseline {name: name}."""
-    return {**routers, **{n: n for n in core_baselines(scenario)}}
+def alone_name(scenario: Scenario, model: int) -> str:
+    """'OPT-6.7B x4 GPUs': the row name of a model alone on the scenario's GPUs."""
+    return equal_hardware_names(scenario)[model]
+
+
+def with_baselines(scenario: Scenario, routers: dict, equal: bool = True) -> dict:
+    """{label: router Path}, every core baseline {name: name}, then (with `equal`) each
+    model alone on the same GPUs {'OPT-6.7B x4 GPUs': Alone(k)}."""
+    rows = {**routers, **{n: n for n in core_baselines(scenario)}}
+    if equal:
+        rows |= {alone_name(scenario, k): Alone(k) for k in range(scenario.num_models)}
+    return rows
+
+
+def is_static(name: str) -> bool:
+    """A single-model row: on the scenario's placement (`static:K`) or alone on its GPUs."""
+    return name.startswith("static:") or name.endswith(" GPUs")
 
 
 def _resolve(scenario: Scenario, named: dict, env) -> list:
@@ -92,31 +115,66 @@ def _resolve(scenario: Scenario, named: dict, env) -> list:
     ]
 
 
-def sweep(scenario: Scenario, named: dict, rates, mixes=None, num_requests=2000, seeds=2) -> dict:
-    """Every policy x rate (x mix) x seed in one `run_sweep`; arrays indexed [p, r, x]."""
-    env = make_env(scenario.sim_config(emit_records=False))
-    rates = np.asarray(rates, np.float64)
+GRID_KEYS = ("normalized_performance", "performance", "availability", "routing_fraction")
+
+
+def _grid(scenario: Scenario, named: dict, rates, mixes, num_requests, seeds, workload=None):
+    """Per-seed metrics {key: (P, R, X, S[, A])} of every row of `named`, in its order.
+
+    Policies share one `run_sweep`; each `Alone(k)` row is its own sweep on the same
+    arrivals (same seeds), normalised by this scenario's peak of each run.
+    """
+    policies = {n: v for n, v in named.items() if not isinstance(v, Alone)}
+    env = make_env(scenario.sim_config(workload, emit_records=False))
     res = run_sweep(
-        scenario,
-        list(named),
-        rates,
-        mixes,
-        (1.0,),
-        num_requests,
-        seeds,
-        _resolve(scenario, named, env),
-    )
+        scenario, list(policies), rates, mixes, (1.0,), num_requests, seeds,
+        _resolve(scenario, policies, env), per_seed=True, workload=workload,
+    )  # fmt: skip
+    main = {k: np.asarray(res[k])[:, :, :, 0] for k in GRID_KEYS}
+    peak = np.asarray(res["peak"])[0, :, :, 0]  # (R, X, S): every row saw these arrivals
+    rows, index = {}, {n: i for i, n in enumerate(policies)}
+    for name, value in named.items():
+        if not isinstance(value, Alone):
+            rows[name] = {k: main[k][index[name]] for k in GRID_KEYS}
+            continue
+        alone = run_sweep(
+            equal_hardware(scenario, value.model), ["static:0"], rates, mixes, (1.0,),
+            num_requests, seeds, per_seed=True, workload=workload,
+        )  # fmt: skip
+        perf = np.asarray(alone["performance"])[0, :, :, 0]
+        routed = np.zeros_like(main["routing_fraction"][0])
+        routed[..., value.model] = 1.0
+        rows[name] = {
+            "normalized_performance": perf / np.maximum(peak, 1e-12),
+            "performance": perf,
+            "availability": np.asarray(alone["availability"])[0, :, :, 0],
+            "routing_fraction": routed,
+        }
+    grid = {k: np.stack([rows[n][k] for n in named]) for k in GRID_KEYS}
+    return grid, res
+
+
+def _with_intervals(grid: dict, keys=("normalized_performance", "availability")) -> dict:
+    """Means over seeds of every key, and 95 % intervals (…, 2) of `keys`."""
+    out = {k: np.moveaxis(v, 3, -1).mean(axis=-1).tolist() for k, v in grid.items()}
+    for k in keys:
+        out[f"{k}_ci"] = mean_ci(grid[k])[1].tolist()
+    return out
+
+
+def sweep(scenario: Scenario, named: dict, rates, mixes=None, num_requests=2000, seeds=2) -> dict:
+    """Every row x rate (x mix) x seed; means [p, r, x], 95 % intervals [p, r, x, 2] over
+    seeds, and per-seed availability [p, r, x, s] (for per-seed max sustainable rates)."""
+    rates = np.asarray(rates, np.float64)
+    grid, res = _grid(scenario, named, rates, mixes, num_requests, seeds)
     bound = np.asarray([nominal_curve(scenario, rates, m) for m in res["mixes"]])  # (X, R)
-    perf = np.asarray(res["normalized_performance"])[:, :, :, 0]
-    pick = lambda key: np.asarray(res[key])[:, :, :, 0].tolist()  # noqa: E731
+    perf = grid["normalized_performance"].mean(axis=3)
     return {
         "policies": list(named),
         "rates": rates.tolist(),
         "mixes": res["mixes"],
-        "normalized_performance": perf.tolist(),
-        "performance": pick("performance"),
-        "availability": pick("availability"),
-        "routing_fraction": pick("routing_fraction"),
+        **_with_intervals(grid),
+        "availability_per_seed": grid["availability"].tolist(),
         "fluid_bound": bound.T.tolist(),  # (R, X)
         "fraction_of_bound": (perf / np.maximum(bound.T[None], 1e-12)).tolist(),
         "num_requests": num_requests,
@@ -128,26 +186,19 @@ def sweep(scenario: Scenario, named: dict, rates, mixes=None, num_requests=2000,
 def scale_sweep(
     scenario: Scenario, named: dict, spec: WorkloadSpec, scales, num_requests=2000, seeds=2
 ) -> dict:
-    """Policies x `rate_scale` of any workload kind x seeds, one `run_sweep`; [p, s] arrays."""
-    env = make_env(scenario.sim_config(spec, emit_records=False))
+    """Rows x `rate_scale` of any workload kind x seeds; means [p, s], intervals [p, s, 2]
+    and per-seed availability [p, s, seed]."""
     rates = np.asarray(scales, np.float64) * mean_rate(spec)  # run_sweep rescales to each
-    res = run_sweep(
-        scenario,
-        list(named),
-        rates,
-        None,
-        (1.0,),
-        num_requests,
-        seeds,
-        _resolve(scenario, named, env),
-        workload=spec,
-    )
-    pick = lambda key: np.asarray(res[key])[:, :, 0, 0].tolist()  # noqa: E731
+    grid, res = _grid(scenario, named, rates, None, num_requests, seeds, spec)
+    grid = {k: v[:, :, 0] for k, v in grid.items() if k != "routing_fraction"}  # one mix
+    out = {k: v.mean(axis=2).tolist() for k, v in grid.items()}
+    for k in ("normalized_performance", "availability"):
+        out[f"{k}_ci"] = mean_ci(grid[k])[1].tolist()
     return {
         "policies": list(named),
         "scales": [float(s) for s in scales],
-        "normalized_performance": pick("normalized_performance"),
-        "availability": pick("availability"),
+        **out,
+        "availability_per_seed": grid["availability"].tolist(),
         "wall_s": res["wall_s"],
         "num_requests": num_requests,
         "seeds": seeds,
@@ -162,26 +213,48 @@ def workload_runs(
     seed: int = 0,
     window_s: float = 10.0,
     keep_series: bool = True,
+    seeds: int = 1,
 ) -> dict:
-    """Every policy on the same arrivals (`simulate` per policy); docs/spec.md §4 metrics.
+    """Every row on the same arrivals, `seeds` episodes each (seed, seed+1, ...): the mean
+    of each docs/spec.md §4 metric with a 95 % interval over episodes; time above 96/98 %
+    pooled over all windows; `series_per_seed` kept for bootstrap ratios.
 
-    `named`: {label: baseline name | router checkpoint Path}.
+    `named`: {label: baseline name | router checkpoint Path | Alone(k)}.
     """
-    out = {"wall_s": 0.0, "num_requests": 0, "runs": {}}
-    for name, spec_or_path in named.items():
-        policy = spec_or_path
-        if isinstance(spec_or_path, Path):
-            policy = load_learned_policy(spec_or_path, scenario)
+    out = {"wall_s": 0.0, "num_requests": 0, "seeds": seeds, "runs": {}}
+    for name, value in named.items():
+        sc, policy = scenario, value
+        if isinstance(value, Path):
+            policy = load_learned_policy(value, scenario)
+        elif isinstance(value, Alone):
+            sc, policy = equal_hardware(scenario, value.model), "static:0"
         start = time.perf_counter()
-        m = simulate(scenario, policy, spec, num_requests, seed, window_s, policy_name=name)
+        runs = simulate_seeds(
+            sc, policy, spec, num_requests, list(range(seed, seed + seeds)), window_s,
+            policy_name=name, normalise_by=scenario,
+        )  # fmt: skip
         out["wall_s"] += time.perf_counter() - start
-        out["num_requests"] = int(m["num_arrived"])
-        row = {k: m[k] for k in RUN_METRICS}
-        if keep_series:
-            row["window_start_s"] = m["window_start_s"]
-            row["series"] = m["windowed_normalized_performance"]
-        out["runs"][name] = row
+        out["num_requests"] = int(runs[0]["num_arrived"])
+        out["runs"][name] = _summarise_runs(runs, keep_series)
     return out
+
+
+def _summarise_runs(runs: list[dict], keep_series: bool) -> dict:
+    """Mean (interval) of each metric over episodes; pooled time above 96/98 %."""
+    row = {}
+    for k in RUN_METRICS:
+        values = np.asarray([r[k] for r in runs], np.float64)
+        row[k] = values.mean(axis=0).tolist()
+        if values.ndim == 1:
+            row[f"{k}_ci"] = mean_ci(values)[1].tolist()
+    series = [r["windowed_normalized_performance"] for r in runs]
+    for level in PAPER_LEVELS:
+        row[f"time_above_{level}"] = float(np.mean(np.concatenate(series) >= level / 100))
+    row["series_per_seed"] = series
+    if keep_series:
+        row["window_start_s"] = runs[0]["window_start_s"]
+        row["series"] = series[0]
+    return row
 
 
 def train_router(
