@@ -9,7 +9,7 @@ import json
 from jaxserve.argtypes import positive_int, rate, seed
 from jaxserve.commands.scenario import add_miss_penalty, with_overrides
 from jaxserve.errors import InputError
-from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_WORKLOADS, DQNConfig
+from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_MIXES, TRAIN_WORKLOADS, DQNConfig
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,6 +64,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default="loguniform",
         help="training arrivals: Poisson at a log-uniform rate per episode, or the "
         "unpredictable workload",
+    )
+    p.add_argument(
+        "--train-mix",
+        choices=TRAIN_MIXES,
+        default="fixed",
+        help="task mix of training episodes: the scenario's, or a flat-Dirichlet draw per "
+        "episode (robust to mixes the router was not shown)",
     )
     p.add_argument(
         "--num-envs",
@@ -156,6 +163,7 @@ def training_config(args) -> DQNConfig:
         "total_env_steps": args.steps,
         "credit": args.credit,
         "train_workload": args.train_workload,
+        "train_mix": args.train_mix,
     }
     for flag in ("num_envs", "episode_length", "episodes_per_chunk"):
         if getattr(args, flag) is not None:

@@ -15,6 +15,10 @@ from jaxserve.errors import InputError
 
 CREDITS = ("decision", "completion")
 TRAIN_WORKLOADS = ("loguniform", "unpredictable")
+TRAIN_MIXES = ("fixed", "dirichlet")
+# Fields added after routers were shipped: left out of a config's JSON at their default, so
+# the JSON (checkpoint metadata, resume checks, caches) of every earlier run is unchanged.
+LATER_FIELDS = {"train_mix": "fixed"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +56,9 @@ class DQNConfig:
     # factor (SimConfig.observe_deadline); empty = fixed deadlines.
     deadline_factors: tuple[float, ...] = ()
     deadline_block: int = 500
+    # Task mix of training episodes: the scenario's ("fixed"), or a fresh draw per episode
+    # from a flat Dirichlet over the tasks ("dirichlet": robust to mixes it was not shown).
+    train_mix: str = "fixed"
 
     def __post_init__(self):
         validate_config(self)
@@ -101,6 +108,8 @@ def validate_config(c: DQNConfig) -> None:
         raise InputError(
             f"DQNConfig.train_workload = {c.train_workload!r}: expected one of {TRAIN_WORKLOADS}"
         )
+    if c.train_mix not in TRAIN_MIXES:
+        raise InputError(f"DQNConfig.train_mix = {c.train_mix!r}: expected one of {TRAIN_MIXES}")
     if not 0 < c.min_rate_factor <= c.max_rate_factor < math.inf:
         raise InputError(
             f"DQNConfig.min_rate_factor, max_rate_factor = {c.min_rate_factor}, "
@@ -206,7 +215,8 @@ def hparams_from_json(data: dict) -> HParams:
 
 
 def config_to_json(c: DQNConfig) -> dict:
-    return dataclasses.asdict(c)
+    data = dataclasses.asdict(c)
+    return {k: v for k, v in data.items() if LATER_FIELDS.get(k, object()) != v}
 
 
 def config_from_json(data: dict) -> DQNConfig:

@@ -52,6 +52,7 @@ class ServingAdapter:
         self.eval_env = make_env(dataclasses.replace(sim_config, emit_records=False))
         self.params = scenario.sim_params()
         self.obs_size, self.num_actions = self.env.obs_size, self.env.num_actions
+        self.num_tasks = scenario.num_tasks
         scale = reference_capacity(scenario)
         self.min_rate = scale * config.min_rate_factor
         self.max_rate = scale * config.max_rate_factor
@@ -79,6 +80,9 @@ class ServingAdapter:
                 key_rate, minval=np.log(self.min_rate), maxval=np.log(self.max_rate)
             )
             wparams = wparams.replace(rate=jnp.exp(log_rate))
+        if self.config.train_mix == "dirichlet":
+            mix = jax.random.dirichlet(jax.random.fold_in(key_rate, 1), jnp.ones(self.num_tasks))
+            wparams = wparams.replace(mix_probs=jnp.broadcast_to(mix, wparams.mix_probs.shape))
         arrivals = self.generate(key_arrivals, wparams)
         if self.observe_deadline:
             arrivals = arrivals.replace(deadline_scale=self._deadline_scale(key_deadline))
