@@ -24,9 +24,14 @@ deadlines, deadline-aware batching). Router unless stated: the shipped
 `checkpoints/opt-a100x4-hard` (Double DQN, 1.2 M steps). Mode of this run: **{mode}**
 (each experiment's JSON records its mode and config; quick = CPU-sized: fewer requests,
 seeds and training steps than full mode; trained routers in quick mode are small-budget
-routers). Verdicts: *reproduced* when the paper's value lies in the measured 95 % interval
-(where there is one) or the measured value is within ±25 % of it; otherwise *exceeds* or
-*falls short*.
+routers). Static baselines come in two kinds: `static:opt-6.7b` is one model on its share
+of the placement (OPT-6.7B on its 2 of the 4 GPUs), and `OPT-6.7B x4 GPUs` is that model
+alone on all 4 GPUs — equal hardware, the comparison the paper's claims are about.
+Intervals are 95 %: Student t over evaluation episodes (or training seeds, where a claim is
+about trained routers), and a bootstrap over episodes and windows for ratios of "time above
+X % of peak". Verdicts: *reproduced* when the paper's value lies in the measured 95 %
+interval (where there is one) or the measured value is within ±25 % of it; otherwise
+*exceeds* or *falls short*.
 """
 
 
