@@ -192,6 +192,6 @@ def main(config: Config, run: Run) -> dict:
 
 
 if __name__ == "__main__":
-    from jaxserve.reproduce import run_script
+    from jaxserve.commands.reproduce import run_script
 
     raise SystemExit(run_script(NAME))

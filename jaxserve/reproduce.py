@@ -163,20 +163,3 @@ def write_results_md(docs_dir: Path) -> Path:
     discussions = {n: m.discussion for n, m in modules.items() if hasattr(m, "discussion")}
     text = render_results(results, discussions, CLOSING)
     return write_text_atomic(Path(docs_dir) / "results.md", text)
-
-
-def run_script(name: str, argv: list[str] | None = None) -> int:
-    """`python experiments/NN_name.py [--quick|--smoke] [--force]`: reproduce that one."""
-    import argparse
-
-    from jaxserve.host import configure_cpu_devices
-
-    parser = argparse.ArgumentParser(description=f"jaxserve reproduce --only {name}")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--force", action="store_true")
-    args = parser.parse_args(argv)
-    configure_cpu_devices()
-    summary = run_experiments(args.quick, name, args.force, args.smoke, progress=False)
-    print(json.dumps(summary))
-    return 0

@@ -26,3 +26,22 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"{name:<24} {state}")
         print(f"total {summary['wall_s']:.0f} s; docs/results.md regenerated")
     return 0
+
+
+def run_script(name: str, argv: list[str] | None = None) -> int:
+    """`python experiments/NN_name.py [--quick|--smoke] [--force]`: reproduce that one."""
+    import argparse
+
+    from jaxserve.host import configure_cpu_devices
+
+    parser = argparse.ArgumentParser(description=f"jaxserve reproduce --only {name}")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    configure_cpu_devices()
+    from jaxserve.reproduce import run_experiments
+
+    summary = run_experiments(args.quick, name, args.force, args.smoke, progress=False)
+    print(json.dumps(summary))
+    return 0
