@@ -28,10 +28,18 @@ def mean_ci(values, axis: int = -1, level: float = LEVEL) -> tuple[np.ndarray, n
     return mean, np.stack([mean - half, mean + half], axis=-1)
 
 
-def _resampled_fraction(rng, series: list[np.ndarray], threshold: float, seeds) -> float:
-    """Fraction of windows ≥ threshold after resampling windows within the chosen seeds."""
-    above = [rng.choice(series[s] >= threshold, size=len(series[s])) for s in seeds]
-    return float(np.mean(np.concatenate(above)))
+def _resampled_fractions(rng, series: list[np.ndarray], threshold: float, draws: int):
+    """(draws,) fractions of windows ≥ threshold: seeds resampled, then windows within each.
+
+    Resampling the L windows of a series with replacement and counting those above the
+    threshold is a Binomial(L, p) draw (p: the series' fraction above), so each level of
+    the bootstrap is one vectorised draw.
+    """
+    length = np.asarray([len(s) for s in series])
+    above = np.asarray([np.mean(np.asarray(s) >= threshold) if len(s) else 0.0 for s in series])
+    seeds = rng.integers(0, len(series), (draws, len(series)))
+    counts = rng.binomial(length[seeds], above[seeds])
+    return counts.sum(axis=1) / np.maximum(length[seeds].sum(axis=1), 1)
 
 
 def ratio_ci(
@@ -52,14 +60,15 @@ def ratio_ci(
     """
     num = [np.asarray(s, np.float64) for s in numerator]
     den = [np.asarray(s, np.float64) for s in denominator]
+    if not sum(map(len, num)) or not sum(map(len, den)):
+        raise ValueError("ratio_ci: each side needs at least one window")
     rng = np.random.default_rng(seed)
     top = np.mean(np.concatenate(num) >= threshold)
     bottom = np.mean(np.concatenate(den) >= threshold)
-    ratios = []
-    for _ in range(draws):
-        a = _resampled_fraction(rng, num, threshold, rng.integers(0, len(num), len(num)))
-        b = _resampled_fraction(rng, den, threshold, rng.integers(0, len(den), len(den)))
-        ratios.append(a / b if b > 0 else (np.inf if a > 0 else 1.0))
+    a = _resampled_fractions(rng, num, threshold, draws)
+    b = _resampled_fractions(rng, den, threshold, draws)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(b > 0, a / np.where(b > 0, b, 1.0), np.where(a > 0, np.inf, 1.0))
     finite = np.minimum(ratios, UNBOUNDED)  # inf - inf would poison the interpolation
     lo, hi = np.percentile(finite, [50 * (1 - level), 50 * (1 + level)])
     return {
