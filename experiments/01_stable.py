@@ -21,7 +21,15 @@ import numpy as np
 from jaxserve.evaluation.stats import mean_ci
 from jaxserve.research import report as R
 from jaxserve.research.figures import policy_style, save_figure, static_label
-from jaxserve.research.runs import Run, alone_name, is_static, sweep, with_baselines, write_result
+from jaxserve.research.runs import (
+    Run,
+    alone_name,
+    as_json,
+    is_static,
+    sweep,
+    with_baselines,
+    write_result,
+)
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.metrics import max_sustainable_rate
 from jaxserve.sim.scenarios import get_scenario
@@ -224,7 +232,7 @@ def _interval(ci, digits: int = 3) -> str:
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/01_stable.json."""
     start = time.perf_counter()
-    data = compute(config, run)
+    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
     figures = plot(data, run.figures_dir)
     return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
 

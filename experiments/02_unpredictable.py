@@ -31,6 +31,7 @@ from jaxserve.research.runs import (
     TRACES,
     Run,
     alone_name,
+    as_json,
     is_static,
     scale_sweep,
     with_baselines,
@@ -111,7 +112,7 @@ def _ratios(runs: dict, largest: str) -> dict:
         series = lambda n: runs[n]["series_per_seed"]  # noqa: E731
         vs_largest = ratio_ci(series("router"), series(largest), level / 100)
         vs_best = ratio_ci(series("router"), series(best), level / 100)
-        out[level] = {
+        out[str(level)] = {  # str keys: the same in memory and in the JSON
             "vs_largest": vs_largest["ratio"],
             "vs_largest_ci": vs_largest["ci"],
             "best_static": best,
@@ -270,11 +271,11 @@ def _row(name, runs, scenario):
 def _level_verdict(data: dict, level: int) -> str:
     """Which settings reproduce the paper's ratio (vs OPT-6.7B x4 GPUs), by `R.verdict`."""
     pair = lambda r: (r["vs_largest"], tuple(r["vs_largest_ci"]))  # noqa: E731
-    settings = {"synthetic": pair(data["synthetic"]["ratios"][level])}
+    settings = {"synthetic": pair(data["synthetic"]["ratios"][str(level)])}
     for s, v in data["load_scales"].items():
-        settings[f"synthetic x{float(s):g}"] = pair(v["ratios"][level])
+        settings[f"synthetic x{float(s):g}"] = pair(v["ratios"][str(level)])
     for k, v in data["maf"].items():
-        settings[f"MAF load {float(k):g}"] = pair(v["ratios"][level])
+        settings[f"MAF load {float(k):g}"] = pair(v["ratios"][str(level)])
     return R.settings_verdict(settings, PAPER[level])
 
 
@@ -291,8 +292,8 @@ def _tables(data: dict, spec: WorkloadSpec, largest: str) -> list[str]:
                 R.fx(rt[largest]["normalized_performance"]),
                 R.fx(rt["router"]["time_above_96"]),
                 R.fx(rt[largest]["time_above_96"]),
-                _ratio(v["ratios"][96]),
-                _ratio(v["ratios"][98]),
+                _ratio(v["ratios"]["96"]),
+                _ratio(v["ratios"]["98"]),
             ]
         )
     maf = []
@@ -306,8 +307,8 @@ def _tables(data: dict, spec: WorkloadSpec, largest: str) -> list[str]:
                 R.fx(rt[largest]["normalized_performance"]),
                 R.fx(rt["router"]["time_above_96"]),
                 R.fx(rt[largest]["time_above_96"]),
-                _ratio(v["ratios"][96]),
-                _ratio(v["ratios"][98]),
+                _ratio(v["ratios"]["96"]),
+                _ratio(v["ratios"]["98"]),
             ]
         )
     head = ["router perf", "6.7B perf", "router > 96 %", "6.7B > 96 %", "ratio 96 %", "ratio 98 %"]
@@ -337,7 +338,7 @@ def write_up(data: dict, figures: list[str]) -> dict:
         "",
     ]
     for level in PAPER_LEVELS:
-        r = syn["ratios"][level]
+        r = syn["ratios"][str(level)]
         md.append(
             f"* Above {level} % of peak: router vs {largest} **{_ratio(r)}**"
             f"; vs the static deployment most often above "
@@ -370,11 +371,11 @@ def write_up(data: dict, figures: list[str]) -> dict:
     top = max(data["load_scales"], key=float) if data["load_scales"] else None
 
     def measured(level: int) -> str:
-        text = f"synthetic: {_ratio(syn['ratios'][level])} vs {largest}"
+        text = f"synthetic: {_ratio(syn['ratios'][str(level)])} vs {largest}"
         if top:
-            text += f"; {_ratio(data['load_scales'][top]['ratios'][level])} at rate_scale "
+            text += f"; {_ratio(data['load_scales'][top]['ratios'][str(level)])} at rate_scale "
             text += f"{float(top):g}"
-        ratio = data["maf"][main_load]["ratios"][level]
+        ratio = data["maf"][main_load]["ratios"][str(level)]
         return text + f"; MAF (load {float(main_load):g}): {_ratio(ratio)}"
 
     claims = [
@@ -439,7 +440,7 @@ def _ratio(r: dict, key: str = "vs_largest") -> str:
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/02_unpredictable.json."""
     start = time.perf_counter()
-    data = compute(config, run)
+    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
     figures = plot(data, run.figures_dir)
     return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
 

@@ -19,7 +19,7 @@ import numpy as np
 from jaxserve.evaluation.comparison import unpredictable_spec
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, sweep, workload_runs, write_result
+from jaxserve.research.runs import Run, as_json, sweep, workload_runs, write_result
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.scenarios import get_scenario
 
@@ -163,7 +163,7 @@ def discussion(d: dict) -> str:
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/03_hardware_cost.json."""
     start = time.perf_counter()
-    data = compute(config, run)
+    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
     figures = plot(data, run.figures_dir)
     return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
 

@@ -21,7 +21,7 @@ import numpy as np
 from jaxserve.evaluation.comparison import unpredictable_spec
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, sweep, train_router, workload_runs, write_result
+from jaxserve.research.runs import Run, as_json, sweep, train_router, workload_runs, write_result
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.scenarios import get_scenario
@@ -172,7 +172,7 @@ def discussion(d: dict) -> str:
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/08_ablations.json."""
     start = time.perf_counter()
-    data = compute(config, run)
+    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
     figures = plot(data, run.figures_dir)
     return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
 

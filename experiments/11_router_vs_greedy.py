@@ -24,7 +24,7 @@ from jaxserve.evaluation.simulate import simulate_seeds
 from jaxserve.evaluation.stats import mean_ci
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, train_router, write_result
+from jaxserve.research.runs import Run, as_json, train_router, write_result
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.rl.policy import load_learned_policy
@@ -214,7 +214,7 @@ def discussion(d: dict) -> str:
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/11_router_vs_greedy.json."""
     start = time.perf_counter()
-    data = compute(config, run)
+    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
     figures = plot(data, run.figures_dir)
     return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
 

@@ -303,6 +303,12 @@ def train_router(
     return out, cost
 
 
+def as_json(data):
+    """`data` as the JSON will hold it (str keys, lists): what plots and write-ups read, so a
+    write-up can be re-rendered from a stored result (`reproduce` does, when it is current)."""
+    return json.loads(json.dumps(data))
+
+
 def write_result(
     run: Run,
     name: str,
