@@ -216,23 +216,9 @@ def msr_summary(data: dict) -> dict:
             "mean": float(mean),
             "ci": ci.tolist(),
             "ratio_vs_big_x4": None if ratios is None else float(np.mean(ratios)),
-            "ratio_ci": None if ratios is None else _ratio_bracket(values, big, rates, ci),
+            "ratio_ci": R.msr_ratio_interval(values, [big] * len(values), rates),
         }
     return out
-
-
-def _next_rate(rates: list[float], rate: float) -> float:
-    """The grid rate above `rate` (the first one that failed), or `rate` at the top."""
-    above = [r for r in rates if r > rate * (1 + 1e-9)]
-    return above[0] if above else rate
-
-
-def _ratio_bracket(values: list[float], big: float, rates: list[float], ci) -> list[float]:
-    """Interval of router / OPT-6.7B x4 max sustainable rate: the seeds' t interval widened
-    by the grid's resolution (each max rate lies between its grid point and the next)."""
-    low = min(min(values), ci[0]) / _next_rate(rates, big)
-    high = max(_next_rate(rates, max(values)), ci[1]) / big
-    return [float(max(low, 0.0)), float(high)]
 
 
 def burst_summary(data: dict) -> dict:
@@ -362,8 +348,9 @@ def write_up(data: dict, figures: list[str]) -> dict:
         "",
         "Max sustainable Poisson rate (availability ≥ 0.99 on a geometric grid of "
         f"{len(data['poisson']['rates'])} rates, x{_grid_step(data):.2f} apart), mean and 95 % "
-        "interval over training seeds; the ratio's interval also spans the grid's resolution "
-        "(each max rate lies between its grid point and the next):",
+        "interval over training seeds; the ratio's interval is its range over training seeds "
+        "widened by the grid's resolution (each max rate lies between its grid point and the "
+        "next):",
         "",
         R.markdown_table(["policy", "max rate", "95 % interval", "vs OPT-6.7B x4"], rows),
         "",

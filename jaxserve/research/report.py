@@ -85,6 +85,30 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def _next_rate(rates: Sequence[float], rate: float) -> float:
+    """The grid rate above `rate` (where availability first failed), or `rate` at the top."""
+    above = [r for r in rates if r > rate * (1 + 1e-9)]
+    return above[0] if above else rate
+
+
+def msr_ratio_interval(
+    mine: Sequence[float | None], theirs: Sequence[float | None], rates: Sequence[float]
+) -> list[float] | None:
+    """Range of max-sustainable-rate ratios over seeds, widened by the rate grid's resolution.
+
+    A max sustainable rate found on a grid lies between its grid point and the next, so seed
+    s's ratio lies in [mine_s / next(theirs_s), next(mine_s) / theirs_s]; the interval is
+    the union over seeds (a conservative range, not a t interval: the grid, not the seeds,
+    usually dominates). None when `theirs` is never sustainable.
+    """
+    pairs = [(a or 0.0, b) for a, b in zip(mine, theirs, strict=True)]
+    if any(b is None or b <= 0 for _, b in pairs):
+        return None
+    low = min(a / _next_rate(rates, b) for a, b in pairs)
+    high = max(_next_rate(rates, a) / b for a, b in pairs)
+    return [float(low), float(high)]
+
+
 def fx(value: float | None, digits: int = 3, suffix: str = "") -> str:
     """A number for text and tables; 'n/a' for None."""
     if value is None:
