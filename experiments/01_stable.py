@@ -210,8 +210,9 @@ def discussion(d: dict) -> str:
         + f" at {len({r for _, r in worse})} of {len(rates)} rates ("
         + ", ".join(f"{r:.0f}" for r in sorted({r for _, r in worse}))
         + " req/s): at those loads one model on all four GPUs (which one depends on the "
-        "load) does better than any routing over the 1/1/2 placement the router is tied to; "
-        "choosing the placement with the router is what `jaxserve plan` is for (issue 13)."
+        "load) does better than any routing over the 1/1/2 placement the router is tied to, "
+        "so the placement matters as much as the routing (choosing both together is not "
+        "built yet)."
     )
     return (
         "**Stable load (Exp 1).** Mean fraction of the fluid bound up to 3x the OPT-6.7B pair's "
