@@ -237,7 +237,9 @@ def msr_interval(data: dict) -> list[float]:
     """Router / OPT-6.7B x4 max sustainable rate: range over seeds x the grid's resolution."""
     largest = next(n for n in data["policies"] if n.endswith(" GPUs") and "6.7" in n)
     mine, theirs = seed_msr(data, "router"), seed_msr(data, largest)
-    return R.msr_ratio_interval(mine, theirs, data["rates"]) or [0.0, float("inf")]
+    msr = data["max_sustainable_rate"]
+    point = (msr["router"], msr[largest])
+    return R.msr_ratio_interval(mine, theirs, data["rates"], point) or [0.0, float("inf")]
 
 
 def _interval(ci, digits: int = 3) -> str:

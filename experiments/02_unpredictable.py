@@ -180,10 +180,18 @@ def compute(config: Config, run: Run) -> dict:
             "rate_scale": mspec.rate_scale,
             "num_requests": r["num_requests"],
         }
+    syn_ratios = _ratios(syn["runs"], largest)
+    for runs in [
+        syn["runs"],
+        *(v["runs"] for v in loads.values()),
+        *(v["runs"] for v in maf.values()),
+    ]:
+        for row in runs.values():
+            row.pop("series_per_seed")  # the ratios above are what it was for; keeps the JSON small
     return {
         "synthetic": {
             "runs": syn["runs"],
-            "ratios": _ratios(syn["runs"], largest),
+            "ratios": syn_ratios,
             "spec": dataclasses.asdict(spec),
             "num_requests": syn["num_requests"],
             "wall_s": syn["wall_s"],
@@ -435,7 +443,9 @@ def _msr_interval(msr: dict) -> list[float]:
         return [max_sustainable_rate(offered, rows[:, s]) for s in range(rows.shape[1])]
 
     largest = next(n for n in msr["policies"] if n.endswith(" GPUs") and "6.7" in n)
-    interval = R.msr_ratio_interval(seeds_of("router"), seeds_of(largest), offered)
+    rate = msr["max_sustainable_rate"]
+    point = (rate["router"], rate[largest])
+    interval = R.msr_ratio_interval(seeds_of("router"), seeds_of(largest), offered, point)
     return interval or [0.0, None]
 
 

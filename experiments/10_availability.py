@@ -216,7 +216,7 @@ def msr_summary(data: dict) -> dict:
             "mean": float(mean),
             "ci": ci.tolist(),
             "ratio_vs_big_x4": None if ratios is None else float(np.mean(ratios)),
-            "ratio_ci": R.msr_ratio_interval(values, [big] * len(values), rates),
+            "ratio_ci": R.msr_ratio_interval(values, [big] * len(values), rates, (mean, big)),
         }
     return out
 

@@ -92,16 +92,23 @@ def _next_rate(rates: Sequence[float], rate: float) -> float:
 
 
 def msr_ratio_interval(
-    mine: Sequence[float | None], theirs: Sequence[float | None], rates: Sequence[float]
+    mine: Sequence[float | None],
+    theirs: Sequence[float | None],
+    rates: Sequence[float],
+    point: tuple[float | None, float | None] | None = None,
 ) -> list[float] | None:
     """Range of max-sustainable-rate ratios over seeds, widened by the rate grid's resolution.
 
     A max sustainable rate found on a grid lies between its grid point and the next, so seed
     s's ratio lies in [mine_s / next(theirs_s), next(mine_s) / theirs_s]; the interval is
     the union over seeds (a conservative range, not a t interval: the grid, not the seeds,
-    usually dominates). None when `theirs` is never sustainable.
+    usually dominates). `point`: the (mine, theirs) pair the reported ratio is computed from
+    (e.g. from the mean availability over seeds), included so the interval contains it.
+    None when `theirs` is never sustainable.
     """
     pairs = [(a or 0.0, b) for a, b in zip(mine, theirs, strict=True)]
+    if point is not None:
+        pairs.append((point[0] or 0.0, point[1]))
     if any(b is None or b <= 0 for _, b in pairs):
         return None
     low = min(a / _next_rate(rates, b) for a, b in pairs)

@@ -247,6 +247,7 @@ def _summarise_runs(runs: list[dict], keep_series: bool) -> dict:
         row[k] = values.mean(axis=0).tolist()
         if values.ndim == 1:
             row[f"{k}_ci"] = mean_ci(values)[1].tolist()
+            row[f"{k}_per_seed"] = values.tolist()
     series = [r["windowed_normalized_performance"] for r in runs]
     for level in PAPER_LEVELS:
         row[f"time_above_{level}"] = float(np.mean(np.concatenate(series) >= level / 100))
