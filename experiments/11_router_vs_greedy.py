@@ -127,9 +127,14 @@ def differences(data: dict) -> dict:
     return out
 
 
+MATERIAL = 0.001  # differences below this (normalised performance) are ties, significant or not
+
+
 def _sign(d: dict) -> str:
-    """'wins' / 'loses' when the interval excludes 0, else 'ties'."""
+    """'wins' / 'loses' when the interval excludes 0 and the mean is at least MATERIAL."""
     lo, hi = d["ci"]
+    if abs(d["mean"]) < MATERIAL:
+        return "ties"
     return "wins" if lo > 0 else "loses" if hi < 0 else "ties"
 
 
@@ -163,12 +168,15 @@ def write_up(data: dict, figures: list[str]) -> dict:
          cell(d["mix - shipped"])]
         for s, d in diff.items()
     ]  # fmt: skip
+    members = len(data["performance"][next(iter(diff))]) - 2  # all but shipped and greedy
     wins = [s for s, d in diff.items() if _sign(d["shipped - greedy"]) == "wins"]
     losses = [s for s, d in diff.items() if _sign(d["shipped - greedy"]) == "loses"]
     md = [
         f"{data['seeds']} episodes per setting, every policy on the same arrivals; the "
-        f"mix-trained router is the mean of {len(data['performance'][next(iter(diff))]) - 2} "
-        f"training seeds ({data['cost']['env_steps']:,} steps each population member).",
+        f"mix-trained router is the mean of {members} training seeds "
+        f"({data['cost']['env_steps'] // members:,} training steps each); a difference counts "
+        "as a win or a loss when its 95 % "
+        f"interval excludes 0 and it is at least {MATERIAL} in size.",
         "",
         f"![exp 11]({figures[0]})",
         "",
