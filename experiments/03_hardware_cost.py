@@ -56,8 +56,8 @@ def compute(config: Config, run: Run) -> dict:
     ppg_large = perf_b * rates / gpus_large
     spec = unpredictable_spec(small)
     n = config.unpredictable_requests
-    ra = workload_runs(small, {"router": run.hard_router}, spec, n, 0, False, seeds=seeds)
-    rb = workload_runs(large, {"static": "static:0"}, spec, n, 0, False, seeds=seeds)
+    ra = workload_runs(small, {"router": run.hard_router}, spec, n, keep_series=False, seeds=seeds)
+    rb = workload_runs(large, {"static": "static:0"}, spec, n, keep_series=False, seeds=seeds)
     ra, rb = ra["runs"]["router"], rb["runs"]["static"]
     for r in (ra, rb):
         r.pop("series_per_seed")

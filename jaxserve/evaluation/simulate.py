@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxserve.errors import InputError
 from jaxserve.evaluation.bounds import no_bound_reason, realised_bound
 from jaxserve.limits import check_memory
 from jaxserve.policies.baselines import make_policy
@@ -94,6 +95,8 @@ def simulate_seeds(
     ledgers = jax.tree.map(np.asarray, sim_jit(jax.vmap(rollout))(keys[:, 1], arrivals))
     if window_s is None:
         window_s = TRACE_WINDOW_S if workload.kind == "trace" else DEFAULT_WINDOW_S
+    if isinstance(window_s, bool) or not window_s > 0:
+        raise InputError(f"window_s = {window_s!r}: expected a positive number of seconds")
     task_peak = np.max(np.asarray((normalise_by or scenario).quality), axis=1)
     out = []
     for i, seed in enumerate(seeds):

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxserve.errors import InputError
 from jaxserve.evaluation.bounds import nominal_curve, realised_bound, sweep_bound
 from jaxserve.evaluation.grid import make_switch_policy
 from jaxserve.evaluation.simulate import simulate
@@ -198,3 +199,9 @@ def test_miss_penalty_shapes_reward_not_performance():
     assert misses > 0 and priced["performance"] == pytest.approx(plain["performance"])
     assert priced["reward"] == pytest.approx(plain["reward"] - 0.5 * misses / 1000)
     assert priced["fluid_upper_bound"] == pytest.approx(plain["fluid_upper_bound"])
+
+
+@pytest.mark.parametrize("window_s", [0.0, -1.0, False])
+def test_simulate_rejects_a_window_that_is_not_positive(window_s):
+    with pytest.raises(InputError, match="window_s"):
+        simulate(two_deadline_scenario(), "static:0", WorkloadSpec(rate=5.0), 10, window_s=window_s)
