@@ -58,3 +58,9 @@ def test_render_results_modes_sections_and_discussion():
     assert "| c | 4.1x | 4.0x | how | reproduced |" in text
     assert "## 01. X" in text and "*Mode quick; config: `{'n': 1}`" in text
     assert text.index("para 2") < text.index("closing")
+
+
+def test_an_unbounded_interval_is_inconclusive_unless_it_starts_above():
+    assert R.verdict(1.0, 4.1, (0.0, None)) == R.INCONCLUSIVE
+    assert R.verdict(1.0, 4.1, (0.0, float("inf"))) == R.INCONCLUSIVE
+    assert R.verdict(9.0, 4.1, (5.0, None)) == R.EXCEEDS

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 REPRODUCED, EXCEEDS, FALLS_SHORT = "reproduced", "exceeds", "falls short"
+INCONCLUSIVE = "inconclusive (interval unbounded)"
 NOT_COMPARABLE = "not comparable (no measured value)"
 TOLERANCE = 0.25  # a measured value within ±25 % of the paper's reproduces it
 
@@ -51,7 +52,8 @@ def verdict(
         return NOT_COMPARABLE
     if interval is not None:
         low, high = interval
-        high = float("inf") if high is None else high  # unbounded above
+        if high is None or high == float("inf"):  # the baseline almost never got there
+            return INCONCLUSIVE if low <= paper else EXCEEDS
         if low <= paper <= high:
             return REPRODUCED
         return EXCEEDS if low > paper else FALLS_SHORT
@@ -73,7 +75,7 @@ def settings_verdict(settings: Mapping[str, float | None | tuple], paper: float)
         return REPRODUCED
     if len(by) == 1:
         return f"{next(iter(by))} in all {len(settings)} settings"
-    order = (REPRODUCED, EXCEEDS, FALLS_SHORT, NOT_COMPARABLE)
+    order = (REPRODUCED, EXCEEDS, FALLS_SHORT, INCONCLUSIVE, NOT_COMPARABLE)
     parts = [f"{v} in: {', '.join(by[v])}" for v in order if v in by]
     return "; ".join(parts) + f" (of {len(settings)} settings)"
 
