@@ -22,7 +22,8 @@ def _task_shares(train_mix: str, episodes: int = 8) -> np.ndarray:
     config = DQNConfig(episode_length=2000, train_mix=train_mix)
     adapter = ServingAdapter(get_scenario("opt-a100x4"), config)
     keys = jax.random.split(jax.random.key(0), episodes)
-    tasks = [np.asarray(jax.jit(adapter.reset)(k)[1].arrivals.task) for k in keys]  # (obs, state)
+    reset = jax.jit(jax.vmap(adapter.reset))  # one compilation for every episode
+    tasks = np.asarray(reset(keys)[1].arrivals.task)  # reset returns (obs, state)
     return np.stack([np.bincount(t, minlength=4) / len(t) for t in tasks])  # (episodes, T)
 
 
