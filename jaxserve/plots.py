@@ -11,6 +11,19 @@ from jaxserve.evaluation.bounds import bound_at  # noqa: E402
 from jaxserve.io_utils import save_figure_atomic  # noqa: E402
 
 
+def _line_style(name: str, index: int) -> dict:
+    """One colour per row (20 distinct); the router thick, single-model rows dashed (on the
+    placement) or dash-dotted (alone on all the GPUs)."""
+    style = {"color": plt.cm.tab20(index % 20), "lw": 1.2, "ls": "-"}
+    if name == "router":
+        style.update(color="black", lw=2.4)
+    elif name.startswith("static"):
+        style["ls"] = "--"
+    elif name.endswith(" GPUs"):
+        style["ls"] = "-."
+    return style
+
+
 def plot_sweep(result: dict, path: str, mix: int = 0, deadline: int = 0):
     """Normalised performance and availability vs rate, one line per policy, fluid bound."""
     rates = result["rates"]
@@ -18,9 +31,9 @@ def plot_sweep(result: dict, path: str, mix: int = 0, deadline: int = 0):
     for p, name in enumerate(result["policies"]):
         perf = [result["normalized_performance"][p][r][mix][deadline] for r in range(len(rates))]
         avail = [result["availability"][p][r][mix][deadline] for r in range(len(rates))]
-        style = "-" if not name.startswith("static") else "--"
-        ax_perf.plot(rates, perf, style, marker=".", label=name)
-        ax_avail.plot(rates, avail, style, marker=".", label=name)
+        style = _line_style(name, p)
+        ax_perf.plot(rates, perf, marker=".", label=name, **style)
+        ax_avail.plot(rates, avail, marker=".", label=name, **style)
     bound = bound_at(result, mix, deadline)
     if bound:
         ax_perf.plot(rates, bound, "k:", lw=2, label="fluid bound")
