@@ -11,7 +11,6 @@ docs/experiments/00_baseline_sweep.json.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from jaxserve.evaluation.grid import default_rates, format_sweep, run_sweep
 from jaxserve.io_utils import write_json_atomic, write_text_atomic
 from jaxserve.plots import plot_sweep
 from jaxserve.policies.baselines import baseline_names
-from jaxserve.research.runs import Run, write_result
+from jaxserve.research.runs import Run, run_pipeline
 from jaxserve.sim.scenarios import get_scenario
 
 NAME = "00_baseline_sweep"
@@ -41,7 +40,7 @@ FULL = Config()
 QUICK = FULL  # the committed grid is cheap enough to run in full even in quick mode (~20 s)
 
 
-def compute(config: Config) -> dict:
+def compute(config: Config, run: Run) -> dict:
     """The sweep of every baseline over the rate grid, with the fluid bound."""
     scenario = get_scenario(config.scenario)
     names = baseline_names(scenario.num_models)
@@ -76,9 +75,10 @@ def summary(sweep: dict) -> dict:
     }
 
 
-def write_up(sweep: dict, config: Config) -> dict:
+def write_up(sweep: dict, figures: list[str]) -> dict:
     """Markdown: per-policy capacity and the greedy/lp gaps to the fluid bound."""
-    scenario = get_scenario(config.scenario)
+    scenario = get_scenario(sweep["scenario"])
+    num_requests, seeds = sweep["num_requests"], sweep["seeds"]
     names, rates = sweep["policies"], np.asarray(sweep["rates"])
     data = summary(sweep)
     perf, avail = np.asarray(data["normalized_performance"]), np.asarray(data["availability"])
@@ -89,10 +89,10 @@ def write_up(sweep: dict, config: Config) -> dict:
     within = rates[np.abs(greedy - bound) <= 0.01]
     name = scenario.name
     lines = [
-        f"`jaxserve sweep --num-requests {config.num_requests} --seeds {config.seeds} "
+        f"`jaxserve sweep --num-requests {num_requests} --seeds {seeds} "
         f"--out docs/figures/sweep_{name}`: {len(names)} policies x {len(rates)} rates"
-        f" x {config.seeds} seeds = {len(names) * len(rates) * config.seeds} simulations "
-        f"of {config.num_requests:,} requests, one jitted vmapped call "
+        f" x {seeds} seeds = {len(names) * len(rates) * seeds} simulations "
+        f"of {num_requests:,} requests, one jitted vmapped call "
         f"({sweep['decisions'] / 1e6:.1f} M decisions in {sweep['wall_s']:.0f} s on this "
         f"machine). Table: [figures/sweep_{name}.txt](figures/sweep_{name}.txt), data: "
         f"[figures/sweep_{name}.json](figures/sweep_{name}.json).",
@@ -127,12 +127,9 @@ def write_up(sweep: dict, config: Config) -> dict:
 
 
 def main(config: Config, run: Run) -> dict:
-    """compute -> plot -> write-up -> docs/experiments/00_baseline_sweep.json."""
-    start = time.perf_counter()
-    sweep = compute(config)
-    figures = plot(sweep, run.figures_dir)
-    text = write_up(sweep, config)
-    return write_result(run, NAME, TITLE, config, start, text, figures, summary(sweep))
+    """compute -> plot -> write-up -> docs/experiments/00_baseline_sweep.json (the data:
+    the whole sweep, as figures/sweep_opt-a100x4.json holds it)."""
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

@@ -13,22 +13,20 @@ interval over seeds.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
-from jaxserve.evaluation.stats import mean_ci
+from jaxserve.evaluation.stats import format_interval, mean_ci
 from jaxserve.research import report as R
 from jaxserve.research.figures import policy_style, save_figure, static_label
 from jaxserve.research.runs import (
     Run,
     alone_name,
-    as_json,
     is_static,
+    run_pipeline,
     sweep,
     with_baselines,
-    write_result,
 )
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.metrics import max_sustainable_rate
@@ -64,10 +62,7 @@ def compute(config: Config, run: Run) -> dict:
     per_seed = np.asarray(res["availability_per_seed"])[:, :, 0]  # (P, R, S)
     frac = np.asarray(res["fraction_of_bound"])[:, :, 0]
     msr = {n: max_sustainable_rate(rates, avail[p]) for p, n in enumerate(named)}
-    seed_msr = {
-        n: [max_sustainable_rate(rates, per_seed[p, :, s]) or 0.0 for s in range(config.seeds)]
-        for p, n in enumerate(named)
-    }
+    seed_msr = {n: [v or 0.0 for v in R.seed_msr(rates, per_seed[p])] for p, n in enumerate(named)}
     upto3 = rates <= 3.0 * cap * 1.0001
     largest = alone_name(scenario, scenario.num_models - 1)
     ratios = [
@@ -139,9 +134,9 @@ def write_up(data: dict, figures: list[str]) -> dict:
             [
                 static_label(scenario, n),
                 R.fx(msr[n], 0),
-                _interval(data["max_sustainable_rate_ci"][n], 0),
+                format_interval(data["max_sustainable_rate_ci"][n], 0),
                 R.fx(mean_frac[n]),
-                f"{R.fx(perf[p, -1])} {_interval(ci[p])}",
+                f"{R.fx(perf[p, -1])} {format_interval(ci[p], 3)}",
             ]
             for p, n in enumerate(named)
         ],
@@ -158,7 +153,7 @@ def write_up(data: dict, figures: list[str]) -> dict:
         "",
         f"* The router's max sustainable rate is {R.fx(msr['router'], 0)} req/s vs "
         f"{R.fx(msr[largest], 0)} for {largest}: **{R.fx_ratio(msr_ratio)}** "
-        f"{_interval(msr_ci, 2)} (paper: > 10x)."
+        f"{format_interval(msr_ci, 2)} (paper: > 10x)."
         f" OPT-125M alone sustains {R.fx(msr['static:0'], 0)} req/s, but at "
         f"{perf[1, 0]:.3f} of peak.",
         f"* Router minus the best static policy at each rate: min {margin.min():+.3f}, max "
@@ -173,7 +168,7 @@ def write_up(data: dict, figures: list[str]) -> dict:
             "Learned router stays available at much higher rates than static serving "
             "(Poisson grid)",
             "> 10x (unpredictable workloads)",
-            f"{R.fx_ratio(msr_ratio)} {_interval(msr_ci, 2)} vs {largest} "
+            f"{R.fx_ratio(msr_ratio)} {format_interval(msr_ci, 2)} vs {largest} "
             f"({R.fx(msr['router'], 0)} vs {R.fx(msr[largest], 0)} req/s)",
             "Exp 1: availability >= 0.99 on a geometric Poisson grid, equal hardware",
             R.verdict(msr_ratio, 10.0, tuple(msr_ci)),
@@ -219,7 +214,7 @@ def discussion(d: dict) -> str:
         f"capacity: router {d['mean_fraction_of_bound']['router']:.3f}, greedy "
         f"{d['mean_fraction_of_bound']['greedy']:.3f}. {lost} Its max sustainable rate is "
         f"{R.fx_ratio(d['msr_ratio_vs_largest'])} "
-        f"{_interval(msr_interval(d), 2)} that of {largest} "
+        f"{format_interval(msr_interval(d), 2)} that of {largest} "
         f"({R.fx(msr['router'], 0)} vs {R.fx(msr[largest], 0)} req/s; OPT-6.7B on the "
         f"placement's two GPUs: {R.fx(msr['static:2'], 0)}). Without a price on misses the "
         "router keeps using the large models whenever quality pays, so it does not hold 99 % "
@@ -230,7 +225,7 @@ def discussion(d: dict) -> str:
 def seed_msr(data: dict, name: str) -> list[float | None]:
     """Max sustainable rate of `name` in each seed, from the per-seed availability."""
     per_seed = np.asarray(data["availability_per_seed"])[data["policies"].index(name), :, 0]
-    return [max_sustainable_rate(data["rates"], per_seed[:, s]) for s in range(data["seeds"])]
+    return R.seed_msr(data["rates"], per_seed)
 
 
 def msr_interval(data: dict) -> list[float]:
@@ -242,16 +237,9 @@ def msr_interval(data: dict) -> list[float]:
     return R.msr_ratio_interval(mine, theirs, data["rates"], point) or [0.0, float("inf")]
 
 
-def _interval(ci, digits: int = 3) -> str:
-    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-
-
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/01_stable.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

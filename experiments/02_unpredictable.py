@@ -17,13 +17,12 @@ The shipped hard router vs every static model, greedy and lp on opt-a100x4:
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
 from jaxserve.evaluation.comparison import unpredictable_spec
-from jaxserve.evaluation.stats import mean_ci, ratio_ci
+from jaxserve.evaluation.stats import format_interval, mean_ci, ratio_ci
 from jaxserve.research import report as R
 from jaxserve.research.figures import policy_style, save_figure, static_label
 from jaxserve.research.runs import (
@@ -31,12 +30,11 @@ from jaxserve.research.runs import (
     TRACES,
     Run,
     alone_name,
-    as_json,
     is_static,
+    run_pipeline,
     scale_sweep,
     with_baselines,
     workload_runs,
-    write_result,
 )
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.metrics import max_sustainable_rate
@@ -130,8 +128,7 @@ def _max_sustainable(config: Config, scenario, named: dict, spec: WorkloadSpec) 
     per_seed = np.asarray(msr["availability_per_seed"])  # (P, scales, seeds)
     rate = {n: max_sustainable_rate(offered, msr["availability"][p]) for p, n in enumerate(named)}
     seed_rate = {
-        n: [max_sustainable_rate(offered, per_seed[p, :, s]) or 0.0 for s in range(msr["seeds"])]
-        for p, n in enumerate(named)
+        n: [v or 0.0 for v in R.seed_msr(offered, per_seed[p])] for p, n in enumerate(named)
     }
     largest = alone_name(scenario, scenario.num_models - 1)
     pairs = zip(seed_rate["router"], seed_rate[largest], strict=True)
@@ -366,7 +363,7 @@ def write_up(data: dict, figures: list[str]) -> dict:
         f"{msr['seeds']} seeds each, availability >= 0.99): "
         + ", ".join(f"{static_label(scenario, n)} {R.fx(v, 0)}" for n, v in rate.items())
         + f" req/s. Router / {largest}: **{R.fx_ratio(msr['ratio_vs_largest'])}** "
-        f"{_interval(_msr_interval(msr))} "
+        f"{format_interval(_msr_interval(msr))} "
         "(paper: > 10x).",
         "",
         f"![exp 2 msr]({figures[1]})",
@@ -400,7 +397,7 @@ def write_up(data: dict, figures: list[str]) -> dict:
         R.claim(
             "Available at > 10x higher request rates than static (unpredictable)",
             "> 10x",
-            f"{R.fx_ratio(msr['ratio_vs_largest'])} {_interval(_msr_interval(msr))} vs "
+            f"{R.fx_ratio(msr['ratio_vs_largest'])} {format_interval(_msr_interval(msr))} vs "
             f"{largest} ({R.fx(rate['router'], 0)} vs {R.fx(rate[largest], 0)} req/s mean "
             "offered)",
             "Exp 2: rate_scale grid of the unpredictable workload, equal hardware",
@@ -428,7 +425,7 @@ def discussion(d: dict) -> str:
         "capacity and is undefined where it never gets there, so the paper's numbers are a "
         "property of its workload-to-capacity ratio rather than fixed constants. The max "
         f"sustainable rate on the unpredictable workload is {R.fx_ratio(msr['ratio_vs_largest'])}"
-        f" {_interval(_msr_interval(msr))} that of OPT-6.7B x4 GPUs (paper > 10x) "
+        f" {format_interval(_msr_interval(msr))} that of OPT-6.7B x4 GPUs (paper > 10x) "
         "with the shipped router, which prices no miss; Exp 10 trains routers that do."
     )
 
@@ -439,8 +436,7 @@ def _msr_interval(msr: dict) -> list[float]:
     offered = msr["mean_offered_rate"]
 
     def seeds_of(name: str) -> list[float | None]:
-        rows = per_seed[msr["policies"].index(name)]
-        return [max_sustainable_rate(offered, rows[:, s]) for s in range(rows.shape[1])]
+        return R.seed_msr(offered, per_seed[msr["policies"].index(name)])
 
     largest = next(n for n in msr["policies"] if n.endswith(" GPUs") and "6.7" in n)
     rate = msr["max_sustainable_rate"]
@@ -449,24 +445,16 @@ def _msr_interval(msr: dict) -> list[float]:
     return interval or [0.0, None]
 
 
-def _interval(ci) -> str:
-    hi = "inf" if ci[1] is None else f"{ci[1]:.2f}"
-    return f"[{ci[0]:.2f}, {hi}]"
-
-
 def _ratio(r: dict, key: str = "vs_largest") -> str:
     """'1.23x [1.05, 1.40]' (bootstrap interval), or undefined."""
     if r[key] is None:
         return R.fx_ratio(None)
-    return f"{r[key]:.2f}x {_interval(r[f'{key}_ci'])}"
+    return f"{r[key]:.2f}x {format_interval(r[f'{key}_ci'])}"
 
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/02_unpredictable.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

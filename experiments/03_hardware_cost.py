@@ -11,16 +11,15 @@ the synthetic unpredictable workload of Exp 2. The paper reports about 3.9x.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
 from jaxserve.evaluation.comparison import unpredictable_spec
-from jaxserve.evaluation.stats import mean_ci
+from jaxserve.evaluation.stats import format_interval, mean_ci
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, as_json, sweep, workload_runs, write_result
+from jaxserve.research.runs import Run, run_pipeline, sweep, workload_runs
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.scenarios import get_scenario
 
@@ -160,7 +159,7 @@ def write_up(data: dict, figures: list[str]) -> dict:
 
 
 def _ci(u: dict) -> str:
-    return f"[{u['ratio_ci'][0]:.2f}, {u['ratio_ci'][1]:.2f}]" if "ratio_ci" in u else ""
+    return format_interval(u["ratio_ci"]) if "ratio_ci" in u else ""
 
 
 def discussion(d: dict) -> str:
@@ -178,10 +177,7 @@ def discussion(d: dict) -> str:
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/03_hardware_cost.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

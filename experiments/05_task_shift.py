@@ -12,14 +12,19 @@ pair's capacity.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
 from jaxserve.research import report as R
 from jaxserve.research.figures import policy_style, save_figure, static_label
-from jaxserve.research.runs import Run, as_json, sweep, with_baselines, workload_runs, write_result
+from jaxserve.research.runs import (
+    Run,
+    run_pipeline,
+    sweep,
+    with_baselines,
+    workload_runs,
+)
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.scenarios import get_scenario
 from jaxserve.sim.workloads import WorkloadSpec
@@ -203,10 +208,7 @@ def discussion(d: dict) -> str:
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/05_task_shift.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

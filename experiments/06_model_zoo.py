@@ -14,14 +14,19 @@ compared with its zoo's static models, greedy, lp and fluid bound, in absolute p
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, as_json, sweep, train_router, with_baselines, write_result
+from jaxserve.research.runs import (
+    Run,
+    run_pipeline,
+    sweep,
+    train_router,
+    with_baselines,
+)
 from jaxserve.rl.config import DQNConfig
 from jaxserve.sim.scenarios import zoo_scenario
 
@@ -197,10 +202,7 @@ def discussion(d: dict) -> str:
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/06_model_zoo.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

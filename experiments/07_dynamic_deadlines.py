@@ -14,7 +14,6 @@ queue-wait feature is still divided by the current deadline), every static model
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,10 @@ from jaxserve.research import report as R
 from jaxserve.research.figures import policy_style, save_figure, static_label
 from jaxserve.research.runs import (
     Run,
-    as_json,
+    run_pipeline,
     train_router,
     with_baselines,
     workload_runs,
-    write_result,
 )
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.envs import reference_capacity
@@ -184,10 +182,7 @@ def discussion(d: dict) -> str:
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/07_dynamic_deadlines.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ unpredictable workload.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,13 @@ import numpy as np
 from jaxserve.evaluation.comparison import unpredictable_spec
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, as_json, sweep, train_router, workload_runs, write_result
+from jaxserve.research.runs import (
+    Run,
+    run_pipeline,
+    sweep,
+    train_router,
+    workload_runs,
+)
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.scenarios import get_scenario
@@ -171,10 +176,7 @@ def discussion(d: dict) -> str:
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/08_ablations.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

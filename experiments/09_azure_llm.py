@@ -12,14 +12,19 @@ Shipped hard router vs every static model, greedy and lp on opt-a100x4. Cite: Pa
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
 from jaxserve.research import report as R
 from jaxserve.research.figures import policy_style, save_figure, static_label
-from jaxserve.research.runs import TRACES, Run, as_json, with_baselines, workload_runs, write_result
+from jaxserve.research.runs import (
+    TRACES,
+    Run,
+    run_pipeline,
+    with_baselines,
+    workload_runs,
+)
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.sim.scenarios import get_scenario
 from jaxserve.sim.traces import load_timestamps
@@ -195,10 +200,7 @@ def discussion(d: dict) -> str:
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/09_azure_llm.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

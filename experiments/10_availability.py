@@ -21,7 +21,6 @@ of `train_seeds` training seeds, and compared with every model alone on the same
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,11 @@ import numpy as np
 from jaxserve.evaluation.comparison import equal_hardware_names, equal_hardware_runs
 from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.simulate import simulate_seeds
-from jaxserve.evaluation.stats import mean_ci, ratio_ci
+from jaxserve.evaluation.stats import format_interval, format_ratio, mean_ci, ratio_ci
 from jaxserve.policies.baselines import make_policy
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, as_json, train_router, write_result
+from jaxserve.research.runs import Run, run_pipeline, train_router
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.policy import load_learned_policy
 from jaxserve.sim.counter_env import make_env
@@ -310,7 +309,11 @@ def _half_widths(summary: dict, label: str, key: str) -> list[float]:
 
 
 def _ci(mean: float, ci) -> str:
-    return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"{mean:.3f} {format_interval(ci, 3)}"
+
+
+def _vs_big(r: dict) -> str:
+    return format_ratio(r, "n/a (OPT-6.7B x4 never above)")
 
 
 def write_up(data: dict, figures: list[str]) -> dict:
@@ -333,7 +336,7 @@ def write_up(data: dict, figures: list[str]) -> dict:
                 _ci(r["availability"], r["availability_ci"]),
                 _ci(r["normalized_performance"], r["normalized_performance_ci"]),
                 f"{r['time_above_96']:.3f}",
-                "" if ratio is None else _ratio_text(ratio),
+                "" if ratio is None else _vs_big(ratio),
             ])  # fmt: skip
     best = max(
         (s for s in msr.values() if isinstance(s, dict) and s["ratio_vs_big_x4"] is not None),
@@ -384,13 +387,6 @@ def write_up(data: dict, figures: list[str]) -> dict:
     return {"claims": claims, "markdown": "\n".join(md)}
 
 
-def _ratio_text(r: dict) -> str:
-    if r["ratio"] is None:
-        return "n/a (OPT-6.7B x4 never above)"
-    lo, hi = r["ci"]
-    return f"{r['ratio']:.2f}x [{lo:.2f}, {'inf' if hi is None else f'{hi:.2f}'}]"
-
-
 def discussion(d: dict) -> str:
     """The results.md paragraph on Exp 10."""
     msr = msr_summary(d)
@@ -422,17 +418,14 @@ def _burst_sentence(d: dict) -> str:
         f"{rows[big]['normalized_performance']:.3f} for {big} and "
         f"{rows['greedy']['availability']:.3f} / {rows['greedy']['normalized_performance']:.3f}"
         " for greedy; its time above 96 % of peak is "
-        f"{_ratio_text(r['ratio_96_vs_big_x4'])} that of {big}: what the router buys under "
+        f"{_vs_big(r['ratio_96_vs_big_x4'])} that of {big}: what the router buys under "
         "bursts is availability and mean quality, not more time at the very top."
     )
 
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/10_availability.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

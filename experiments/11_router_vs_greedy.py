@@ -14,7 +14,6 @@ Every difference is paired by episode (same arrivals), mean and 95 % interval.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from jaxserve.evaluation.simulate import simulate_seeds
 from jaxserve.evaluation.stats import mean_ci
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
-from jaxserve.research.runs import Run, as_json, train_router, write_result
+from jaxserve.research.runs import Run, run_pipeline, train_router
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.envs import reference_capacity
 from jaxserve.rl.policy import load_learned_policy
@@ -221,10 +220,7 @@ def discussion(d: dict) -> str:
 
 def main(config: Config, run: Run) -> dict:
     """compute -> plot -> write-up -> docs/experiments/11_router_vs_greedy.json."""
-    start = time.perf_counter()
-    data = as_json(compute(config, run))  # write-ups see what the JSON keeps
-    figures = plot(data, run.figures_dir)
-    return write_result(run, NAME, TITLE, config, start, write_up(data, figures), figures, data)
+    return run_pipeline(__name__, config, run)
 
 
 if __name__ == "__main__":

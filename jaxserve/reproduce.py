@@ -2,11 +2,13 @@
 
 Experiments are the `experiments/NN_name.py` scripts at the repository root (beside the
 `jaxserve` package). Each defines a frozen `Config` dataclass with `SMOKE`, `QUICK` and
-`FULL` presets, `main(config, run) -> dict` (`run`: a `jaxserve.research.Run`, the mode and
-output folders) writing docs/experiments/NN_name.json and docs/figures/exp_NN_*.png, and
-optionally `discussion(data) -> str`, its paragraph in results.md. The JSON records the mode and
-`dataclasses.asdict(config)`; an experiment whose JSON has the same mode and config (and
-whose figures exist) is skipped unless `force`.
+`FULL` presets, the steps `compute(config, run)`, `plot(data, figures_dir)` and
+`write_up(data, figures)` composed by `main(config, run)` (`research.runs.run_pipeline`;
+`run`: a `jaxserve.research.Run`, the mode and output folders), writing
+docs/experiments/NN_name.json and docs/figures/*.png, and optionally `discussion(data) ->
+str`, its paragraph in results.md. The JSON records the mode and `dataclasses.asdict(config)`;
+an experiment whose JSON has the same mode and config (and whose figures exist) is not rerun
+unless `force`: its figures and write-up are redrawn from the stored data.
 """
 
 from __future__ import annotations

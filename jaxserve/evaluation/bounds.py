@@ -69,10 +69,13 @@ def bound_at(result: dict, mix: int = 0, deadline: int = 0) -> list[float] | Non
     return [row[mix][deadline] for row in bound]
 
 
-def realised_bound(scenario: Scenario, arrival_s, tasks, deadline_scale=None) -> dict:
+def realised_bound(
+    scenario: Scenario, arrival_s, tasks, deadline_scale=None, task_peak=None
+) -> dict:
     """Bound on one run's performance and normalised performance, from its own arrivals.
 
     `arrival_s`, `tasks`, `deadline_scale`: (N,) per valid arrival (scale None = 1).
+    `task_peak`: (T,) best quality per task that normalises (default the scenario's).
     """
     arrival_s, tasks = np.asarray(arrival_s, np.float64), np.asarray(tasks, np.int64)
     scale = np.ones(len(tasks)) if deadline_scale is None else np.asarray(deadline_scale)
@@ -85,8 +88,13 @@ def realised_bound(scenario: Scenario, arrival_s, tasks, deadline_scale=None) ->
     quality = np.asarray(scenario.quality, np.float64)[class_task]  # (C, K)
     rate = len(tasks) / (float(arrival_s.max() - arrival_s.min()) + float(deadline.max()))
     value, _ = fluid_upper_bound((quality, capacity), rate, counts / counts.sum())
-    peak = float(np.max(np.asarray(scenario.quality), axis=1)[tasks].mean())
-    return {"fluid_upper_bound": value, "fluid_upper_bound_normalized": value / peak}
+    if task_peak is None:
+        task_peak = np.max(np.asarray(scenario.quality), axis=1)
+    peak = float(np.asarray(task_peak, np.float64)[tasks].mean())
+    return {
+        "fluid_upper_bound": value,
+        "fluid_upper_bound_normalized": value / peak if peak > 0 else 0.0,
+    }
 
 
 __all__ = [

@@ -10,7 +10,7 @@ import numpy as np
 from jaxserve.evaluation.bounds import nominal_curve
 from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.simulate import simulate, simulate_seeds
-from jaxserve.evaluation.stats import mean_ci, ratio_ci
+from jaxserve.evaluation.stats import format_ratio, mean_ci, ratio_ci
 from jaxserve.policies.baselines import baseline_names
 from jaxserve.progress import no_progress
 from jaxserve.rl.envs import poisson_rates, reference_capacity
@@ -52,31 +52,31 @@ def equal_hardware_names(scenario: Scenario) -> list[str]:
     return [f"{display_name(m)} x{gpus} GPUs" for m in scenario.model_names]
 
 
+def equal_hardware_run(
+    scenario: Scenario, model: int, rates, num_requests: int, seeds: int, mixes=None, workload=None
+) -> dict:
+    """Per-seed performance and availability of `model` alone on all the scenario's GPUs,
+    each (R, X, S) over rates, mixes and seeds.
+
+    The arrivals are those of a sweep of `scenario` with the same arguments (same seeds,
+    common random numbers), so its rows compare run by run; normalise by that sweep's peak.
+    """
+    sweep = run_sweep(
+        equal_hardware(scenario, model), ["static:0"], rates, mixes, (1.0,), num_requests,
+        seeds, per_seed=True, workload=workload,
+    )  # fmt: skip
+    return {k: np.asarray(sweep[k])[0, :, :, 0] for k in ("performance", "availability")}
+
+
 def equal_hardware_runs(
     scenario: Scenario, rates, num_requests: int, seeds: int, workload=None
 ) -> dict:
-    """Per-seed sweep metrics of each model alone on all the scenario's GPUs, (K, R, S).
-
-    The arrivals are the main sweep's (same seeds, common random numbers); performance is
-    normalised by the main scenario's peak of each run, so the rows compare directly.
-    """
-    perf, avail = [], []
-    for k in range(scenario.num_models):
-        alone = equal_hardware(scenario, k)
-        sweep = run_sweep(
-            alone,
-            ["static:0"],
-            rates,
-            None,
-            (1.0,),
-            num_requests,
-            seeds,
-            per_seed=True,
-            workload=workload,
-        )
-        perf.append(np.asarray(sweep["performance"])[0, :, 0, 0])
-        avail.append(np.asarray(sweep["availability"])[0, :, 0, 0])
-    return {"performance": np.stack(perf), "availability": np.stack(avail)}
+    """`equal_hardware_run` of every model on the scenario's own mix, stacked (K, R, S)."""
+    runs = [
+        equal_hardware_run(scenario, k, rates, num_requests, seeds, workload=workload)
+        for k in range(scenario.num_models)
+    ]
+    return {key: np.stack([r[key][:, 0] for r in runs]) for key in ("performance", "availability")}
 
 
 def poisson_comparison(
@@ -271,17 +271,11 @@ def format_unpredictable(result: dict) -> str:
         )
         lines.append(f"{name:<18}{cells}{r['time_above_96']:>8.3f}{r['time_above_98']:>8.3f}")
     for name, ratio in result["router_vs_static"].items():
-        text = ", ".join(f"{k} {_ratio_text(v)}" for k, v in ratio.items())
+        text = ", ".join(
+            f"{k} {format_ratio(v, 'n/a (static never above)')}" for k, v in ratio.items()
+        )
         lines.append(f"router vs {name}: {text}")
     return "\n".join(lines)
-
-
-def _ratio_text(r: dict) -> str:
-    """'1.23x [1.10, 1.40]', or n/a when the baseline never got there."""
-    lo, hi = r["ci"]
-    if r["ratio"] is None:
-        return "n/a (static never above)"
-    return f"{r['ratio']:.2f}x [{lo:.2f}, {'inf' if hi is None else f'{hi:.2f}'}]"
 
 
 def plot_evaluation(result: dict, stem: str) -> None:

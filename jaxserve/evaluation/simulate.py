@@ -126,13 +126,11 @@ def _run_metrics(scenario: Scenario, env, arrivals, ledger, window_s, task_peak)
         miss_penalty=scenario.miss_penalty,
         model_names=list(scenario.model_names),
     )
-    out.update(_fluid_bound(scenario, arrivals, arrival_s))
-    if out["fluid_upper_bound"] is not None and out["peak"] > 0:  # the same peak as performance
-        out["fluid_upper_bound_normalized"] = out["fluid_upper_bound"] / out["peak"]
+    out.update(_fluid_bound(scenario, arrivals, arrival_s, task_peak))  # performance's peak
     return out
 
 
-def _fluid_bound(scenario: Scenario, arrivals, arrival_s) -> dict:
+def _fluid_bound(scenario: Scenario, arrivals, arrival_s, task_peak) -> dict:
     """The run's own fluid bound (realised arrivals), or null with the reason there is none."""
     reason = no_bound_reason(scenario)
     if reason is not None:
@@ -148,6 +146,7 @@ def _fluid_bound(scenario: Scenario, arrivals, arrival_s) -> dict:
         arrival_s[valid],
         np.asarray(arrivals.task)[valid],
         None if scale is None else np.asarray(scale)[valid],
+        task_peak,
     )
 
 

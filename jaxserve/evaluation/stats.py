@@ -79,4 +79,17 @@ def ratio_ci(
     }
 
 
-__all__ = ["LEVEL", "mean_ci", "ratio_ci"]
+def format_interval(ci, digits: int = 2) -> str:
+    """'[0.91, 1.14]'; an upper end of None (unbounded) is 'inf'."""
+    high = "inf" if ci[1] is None else f"{ci[1]:.{digits}f}"
+    return f"[{ci[0]:.{digits}f}, {high}]"
+
+
+def format_ratio(r: dict, never: str = "n/a (baseline never above)") -> str:
+    """A `ratio_ci` result as '1.23x [1.10, 1.40]', or `never` when the baseline never got there."""
+    if r["ratio"] is None:
+        return never
+    return f"{r['ratio']:.2f}x {format_interval(r['ci'])}"
+
+
+__all__ = ["LEVEL", "format_interval", "format_ratio", "mean_ci", "ratio_ci"]

@@ -93,6 +93,13 @@ def _next_rate(rates: Sequence[float], rate: float) -> float:
     return above[0] if above else rate
 
 
+def seed_msr(rates: Sequence[float], availability) -> list[float | None]:
+    """Max sustainable rate in each seed: `availability` is (rates, seeds)."""
+    from jaxserve.sim.metrics import max_sustainable_rate
+
+    return [max_sustainable_rate(rates, column) for column in zip(*availability, strict=True)]
+
+
 def msr_ratio_interval(
     mine: Sequence[float | None],
     theirs: Sequence[float | None],

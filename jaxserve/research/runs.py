@@ -20,7 +20,7 @@ from jaxserve import checkpoint
 from jaxserve.data import data_path
 from jaxserve.errors import InputError
 from jaxserve.evaluation.bounds import nominal_curve
-from jaxserve.evaluation.comparison import equal_hardware_names
+from jaxserve.evaluation.comparison import equal_hardware_names, equal_hardware_run
 from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.simulate import simulate_seeds
 from jaxserve.evaluation.stats import mean_ci
@@ -137,27 +137,26 @@ def _grid(scenario: Scenario, named: dict, rates, mixes, num_requests, seeds, wo
         if not isinstance(value, Alone):
             rows[name] = {k: main[k][index[name]] for k in GRID_KEYS}
             continue
-        alone = run_sweep(
-            equal_hardware(scenario, value.model), ["static:0"], rates, mixes, (1.0,),
-            num_requests, seeds, per_seed=True, workload=workload,
-        )  # fmt: skip
-        perf = np.asarray(alone["performance"])[0, :, :, 0]
+        alone = equal_hardware_run(
+            scenario, value.model, rates, num_requests, seeds, mixes, workload
+        )
         routed = np.zeros_like(main["routing_fraction"][0])
         routed[..., value.model] = 1.0
         rows[name] = {
-            "normalized_performance": perf / np.maximum(peak, 1e-12),
-            "performance": perf,
-            "availability": np.asarray(alone["availability"])[0, :, :, 0],
+            "normalized_performance": alone["performance"] / np.maximum(peak, 1e-12),
+            "performance": alone["performance"],
+            "availability": alone["availability"],
             "routing_fraction": routed,
         }
     grid = {k: np.stack([rows[n][k] for n in named]) for k in GRID_KEYS}
     return grid, res
 
 
-def _with_intervals(grid: dict, keys=("normalized_performance", "availability")) -> dict:
-    """Means over seeds of every key, and 95 % intervals (…, 2) of `keys`."""
-    out = {k: np.moveaxis(v, 3, -1).mean(axis=-1).tolist() for k, v in grid.items()}
-    for k in keys:
+def _with_intervals(grid: dict, seed_axis: int) -> dict:
+    """Means over the seed axis of every key; 95 % intervals (…, 2) of performance and
+    availability (whose seed axis is the last)."""
+    out = {k: v.mean(axis=seed_axis).tolist() for k, v in grid.items()}
+    for k in ("normalized_performance", "availability"):
         out[f"{k}_ci"] = mean_ci(grid[k])[1].tolist()
     return out
 
@@ -173,7 +172,7 @@ def sweep(scenario: Scenario, named: dict, rates, mixes=None, num_requests=2000,
         "policies": list(named),
         "rates": rates.tolist(),
         "mixes": res["mixes"],
-        **_with_intervals(grid),
+        **_with_intervals(grid, seed_axis=3),
         "availability_per_seed": grid["availability"].tolist(),
         "fluid_bound": bound.T.tolist(),  # (R, X)
         "fraction_of_bound": (perf / np.maximum(bound.T[None], 1e-12)).tolist(),
@@ -191,13 +190,10 @@ def scale_sweep(
     rates = np.asarray(scales, np.float64) * mean_rate(spec)  # run_sweep rescales to each
     grid, res = _grid(scenario, named, rates, None, num_requests, seeds, spec)
     grid = {k: v[:, :, 0] for k, v in grid.items() if k != "routing_fraction"}  # one mix
-    out = {k: v.mean(axis=2).tolist() for k, v in grid.items()}
-    for k in ("normalized_performance", "availability"):
-        out[f"{k}_ci"] = mean_ci(grid[k])[1].tolist()
     return {
         "policies": list(named),
         "scales": [float(s) for s in scales],
-        **out,
+        **_with_intervals(grid, seed_axis=2),
         "availability_per_seed": grid["availability"].tolist(),
         "wall_s": res["wall_s"],
         "num_requests": num_requests,
@@ -308,6 +304,24 @@ def as_json(data):
     """`data` as the JSON will hold it (str keys, lists): what plots and write-ups read, so a
     write-up can be re-rendered from a stored result (`reproduce` does, when it is current)."""
     return json.loads(json.dumps(data))
+
+
+def run_pipeline(module_name: str, config, run: Run) -> dict:
+    """An experiment's `main`: compute -> (JSON-typed data) -> plot -> write-up -> its JSON.
+
+    `module_name`: the script's `__name__`; its NAME, TITLE, compute(config, run),
+    plot(data, figures_dir) and write_up(data, figures) are the steps (`reproduce`
+    re-renders a current result with the same plot and write_up).
+    """
+    import sys
+
+    m = sys.modules[module_name]
+    start = time.perf_counter()
+    data = as_json(m.compute(config, run))
+    figures = m.plot(data, run.figures_dir)
+    return write_result(
+        run, m.NAME, m.TITLE, config, start, m.write_up(data, figures), figures, data
+    )
 
 
 def write_result(
