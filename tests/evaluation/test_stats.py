@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxserve.evaluation.stats import mean_ci, ratio_ci
+from jaxserve.evaluation.stats import mean_ci, nested_mean_ci, ratio_ci
 
 
 def test_mean_ci_by_hand():
@@ -39,3 +39,41 @@ def test_ratio_ci_covers_the_true_ratio():
 def test_ratio_ci_needs_windows(bad):
     with pytest.raises(ValueError, match="at least one window"):
         ratio_ci(bad, [np.ones(3)], 0.5)
+
+
+def test_nested_mean_ci_is_a_t_interval_over_group_means():
+    # Group means 1, 2, 3 (each the mean of its replicates): mean 2, sd 1, half-width
+    # t(0.975, 2) * 1 / sqrt(3) = 4.30265 / 1.73205 = 2.48414.
+    values = [[0.0, 2.0], [2.0, 2.0], [3.5, 2.5]]
+    mean, ci = nested_mean_ci(values)
+    assert mean == 2.0
+    np.testing.assert_allclose(ci, [2 - 2.4841377, 2 + 2.4841377], rtol=1e-6)
+    one = nested_mean_ci([[0.0, 2.0]])  # one group: the t interval over its replicates
+    np.testing.assert_allclose(one[1], mean_ci([0.0, 2.0])[1])
+    per_rate = nested_mean_ci(np.zeros((4, 3, 2)))  # leading axes are kept
+    assert per_rate[0].shape == (4,) and per_rate[1].shape == (4, 2)
+
+
+def test_grouped_ratio_ci_point_and_groups_widen_the_interval():
+    rng = np.random.default_rng(1)
+    den = [rng.random(50) < 0.3 for _ in range(8)]
+    # Three training seeds whose episodes sit at 0.3, 0.6, 0.9 above: pooled 0.6, ratio ~2.
+    groups = [[rng.random(50) < p for _ in range(8)] for p in (0.3, 0.6, 0.9)]
+    grouped = ratio_ci(groups, den, 0.5)
+    pooled = ratio_ci([s for g in groups for s in g], den, 0.5)
+    assert grouped["ratio"] == pooled["ratio"]  # the point pools every window either way
+    width = lambda r: r["ci"][1] - r["ci"][0]  # noqa: E731
+    assert width(grouped) > 1.5 * width(pooled)  # seed-to-seed spread counts, not just windows
+
+
+def test_grouped_ratio_ci_covers_the_true_ratio():
+    # Each group (training seed) has its own level around 0.6; true mean ratio 2.
+    rng = np.random.default_rng(0)
+    covered = 0
+    for trial in range(100):
+        levels = rng.uniform(0.5, 0.7, 6)
+        num = [[rng.random(40) < p for _ in range(4)] for p in levels]
+        den = [rng.random(40) < 0.3 for _ in range(8)]
+        lo, hi = ratio_ci(num, den, 0.5, draws=1000, seed=trial)["ci"]
+        covered += lo <= 2.0 <= hi
+    assert covered >= 85
