@@ -22,15 +22,19 @@ discussion. Units: rates in requests/s; *normalised performance* = mean utility 
 request / mean of the best achievable quality (docs/spec.md §4). Scenario unless stated:
 `opt-a100x4` (OPT-125M, OPT-1.3B, 2 x OPT-6.7B on 4 A100s, roofline latency, hard 60 ms
 deadlines, deadline-aware batching). Router unless stated: the shipped
-`checkpoints/opt-a100x4-hard` (Double DQN, 1.2 M steps). Mode of this run: **{mode}**
+`checkpoints/opt-a100x4-hard` (Double DQN, 1.2 M steps); Exp 1, 2 and 3 report a population
+of routers trained with its exact training config (3 training seeds; the shipped router is
+a row of its own). Mode of this run: **{mode}**
 (each experiment's JSON records its mode and config; quick = CPU-sized: fewer requests,
 seeds and training steps than full mode; trained routers in quick mode are small-budget
 routers). Static baselines come in two kinds: `static:opt-6.7b` is one model on its share
 of the placement (OPT-6.7B on its 2 of the 4 GPUs), and `OPT-6.7B x4 GPUs` is that model
 alone on all 4 GPUs — equal hardware, the comparison the paper's claims are about.
-Intervals are 95 %: Student t over evaluation episodes (or training seeds, where a claim is
-about trained routers), and a bootstrap over episodes and windows for ratios of "time above
-X % of peak". Verdicts: *reproduced* when the paper's value lies in the measured 95 %
+Intervals are 95 %: Student t over evaluation episodes; for a population of trained
+routers, two-level — Student t over the training seeds' means, each the mean of its
+evaluation episodes (wide with 3 training seeds, by design); for ratios of "time above X %
+of peak", a bootstrap over episodes (training seeds first, for a population) and windows.
+Verdicts: *reproduced* when the paper's value lies in the measured 95 %
 interval (where there is one) or the measured value is within ±25 % of it; otherwise
 *exceeds* or *falls short*.
 """

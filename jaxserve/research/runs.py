@@ -3,7 +3,8 @@
 `Run` carries the mode and the output folders (passed in, never global); `sweep` and
 `scale_sweep` are `jaxserve.evaluation.grid.run_sweep` (the record-free fast path),
 `workload_runs` is `jaxserve.evaluation.simulate` per policy on the same arrivals, and
-`train_router` is `jaxserve.evaluation.train` with a cache keyed by the training config.
+`train_router` is `jaxserve.evaluation.train` with a cache keyed by the training config;
+`router_population` trains several seeds of a shipped router's exact training config.
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from jaxserve.evaluation.bounds import nominal_curve
 from jaxserve.evaluation.comparison import equal_hardware_names, equal_hardware_run
 from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.simulate import simulate_seeds
-from jaxserve.evaluation.stats import mean_ci
+from jaxserve.evaluation.stats import mean_ci, nested_mean_ci
 from jaxserve.evaluation.train import TrainConfig, train
 from jaxserve.io_utils import write_json_atomic
 from jaxserve.policies.baselines import make_policy
-from jaxserve.rl.config import DQNConfig, config_to_json
-from jaxserve.rl.policy import load_learned_policy
+from jaxserve.rl.config import (
+    DQNConfig,
+    config_from_json,
+    config_to_json,
+    default_hparams,
+    hparams_to_json,
+)
+from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
 from jaxserve.sim.counter_env import make_env
 from jaxserve.sim.scenarios import Scenario, equal_hardware
 from jaxserve.sim.workloads import WorkloadSpec, mean_rate
@@ -81,6 +88,40 @@ class Alone:
     model: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """A comparison row: member `member` (a training seed) of a router population checkpoint."""
+
+    path: Path
+    member: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """Routers trained like a shipped one, `seeds` training seeds; `steps`, `num_envs` and
+    `episode_length` replace its DQNConfig's (None: the shipped value, i.e. full mode)."""
+
+    seeds: int = 3
+    steps: int | None = None
+    num_envs: int | None = None
+    episode_length: int | None = None
+
+
+SMOKE_POPULATION = Population(seeds=2, steps=4000, num_envs=4, episode_length=1000)
+QUICK_POPULATION = Population(steps=300_000)
+ROUTER = "router"  # the label of a population's pooled row; members are 'router #m'
+SHIPPED = "shipped router"  # the shipped checkpoint, a row of its own beside its population
+
+
+def member_name(member: int, label: str = ROUTER) -> str:
+    return f"{label} #{member}"
+
+
+def members_of(names, label: str = ROUTER) -> list[str]:
+    """The member rows ('router #0', ...) of population `label` among row names."""
+    return [n for n in names if n.startswith(f"{label} #")]
+
+
 def core_baselines(scenario: Scenario) -> list[str]:
     """The baselines every experiment includes: each static model, greedy and lp."""
     return [f"static:{k}" for k in range(scenario.num_models)] + ["greedy", "lp"]
@@ -105,16 +146,22 @@ def is_static(name: str) -> bool:
     return name.startswith("static:") or name.endswith(" GPUs")
 
 
+def _policy(scenario: Scenario, spec, env=None):
+    """A router checkpoint Path or population Member as a policy; a baseline name as given
+    (or made, when `env` is given)."""
+    if isinstance(spec, Path):
+        return load_learned_policy(spec, scenario)
+    if isinstance(spec, Member):
+        return load_learned_policy(spec.path, scenario, member=spec.member)
+    return spec if env is None else make_policy(spec, env, scenario)
+
+
 def _resolve(scenario: Scenario, named: dict, env) -> list:
-    """Callables for {label: baseline name | router checkpoint Path}."""
-    return [
-        load_learned_policy(spec, scenario)
-        if isinstance(spec, Path)
-        else make_policy(spec, env, scenario)
-        for spec in named.values()
-    ]
+    """Callables for {label: baseline name | router checkpoint Path | Member}."""
+    return [_policy(scenario, spec, env) for spec in named.values()]
 
 
+PER_SEED_KEYS = ("availability", "normalized_performance", "performance")
 GRID_KEYS = ("normalized_performance", "performance", "availability", "routing_fraction")
 
 
@@ -173,7 +220,7 @@ def sweep(scenario: Scenario, named: dict, rates, mixes=None, num_requests=2000,
         "rates": rates.tolist(),
         "mixes": res["mixes"],
         **_with_intervals(grid, seed_axis=3),
-        "availability_per_seed": grid["availability"].tolist(),
+        **{f"{k}_per_seed": grid[k].tolist() for k in PER_SEED_KEYS},
         "fluid_bound": bound.T.tolist(),  # (R, X)
         "fraction_of_bound": (perf / np.maximum(bound.T[None], 1e-12)).tolist(),
         "num_requests": num_requests,
@@ -215,15 +262,15 @@ def workload_runs(
     of each docs/spec.md §4 metric with a 95 % interval over episodes; time above 96/98 %
     pooled over all windows; `series_per_seed` kept for bootstrap ratios.
 
-    `named`: {label: baseline name | router checkpoint Path | Alone(k)}.
+    `named`: {label: baseline name | router checkpoint Path | Member | Alone(k)}.
     """
     out = {"wall_s": 0.0, "num_requests": 0, "seeds": seeds, "runs": {}}
     for name, value in named.items():
         sc, policy = scenario, value
-        if isinstance(value, Path):
-            policy = load_learned_policy(value, scenario)
-        elif isinstance(value, Alone):
+        if isinstance(value, Alone):
             sc, policy = equal_hardware(scenario, value.model), "static:0"
+        else:
+            policy = _policy(scenario, value)
         start = time.perf_counter()
         runs = simulate_seeds(
             sc, policy, spec, num_requests, list(range(seed, seed + seeds)), window_s,
@@ -261,14 +308,16 @@ def train_router(
     dqn: DQNConfig,
     finetune_from: Path | None = None,
     seeds: int = 1,
+    hparams: dict | None = None,
 ) -> tuple[Path, dict]:
     """Train (or reuse, when an identical finished run exists) a router; (path, cost).
 
     `seeds` > 1: a population of that many training seeds in one compiled call (members
-    0..seeds-1 of the checkpoint). Cost: env steps and wall seconds of this training run
-    (compilation included).
+    0..seeds-1 of the checkpoint). `hparams`: HParams overrides. Cost: env steps and wall
+    seconds of this training run (compilation included).
     """
-    hparams = {"epsilon_start": 0.1} if finetune_from else {}  # as `train --finetune-from`
+    tuned = {"epsilon_start": 0.1} if finetune_from else {}  # as `train --finetune-from`
+    hparams = {**tuned, **(hparams or {})}
     out = run.routers_dir / name
     cost_file = out / "cost.json"
     wanted = {
@@ -298,6 +347,56 @@ def train_router(
     }
     write_json_atomic(cost_file, cost)
     return out, cost
+
+
+def shipped_training(router: Path) -> tuple[Scenario, DQNConfig, dict, Path | None]:
+    """(scenario, DQNConfig, HParams overrides, fine-tuned-from) a router checkpoint was
+    trained with, read from its metadata (overrides: the values that differ from today's
+    defaults, so a default-trained router's cache key has none)."""
+    meta = checkpoint.read_metadata(router)
+    defaults = hparams_to_json(default_hparams())
+    hparams = {k: _stored(v[0] if isinstance(v, list) else v) for k, v in meta["hparams"].items()}
+    changed = {k: v for k, v in hparams.items() if not np.isclose(v, defaults[k], rtol=1e-6)}
+    parent = meta.get("finetuned_from")
+    dqn = config_from_json(meta["dqn_config"])
+    return load_checkpoint_scenario(router), dqn, changed, Path(parent) if parent else None
+
+
+def _stored(value):
+    """A hyperparameter as it was given: stored as float32, so 0.1 reads 0.10000000149."""
+    return value if isinstance(value, int) else float(str(np.float32(value)))
+
+
+def router_population(run: Run, router: Path, population: Population) -> tuple[dict, dict]:
+    """({'router #m': Member}, training cost): `population.seeds` routers trained with
+    `router`'s exact training config (its budget replaced where `population` says so);
+    cached in run.routers_dir, shared by every experiment asking for the same population."""
+    scenario, dqn, hparams, parent = shipped_training(router)
+    budget = {"total_env_steps": population.steps, "num_envs": population.num_envs}
+    budget["episode_length"] = population.episode_length
+    dqn = dataclasses.replace(dqn, **{k: v for k, v in budget.items() if v is not None})
+    name = f"{router.name}_x{population.seeds}_{run.mode}"
+    path, cost = train_router(run, name, scenario, dqn, parent, population.seeds, hparams)
+    return {member_name(m): Member(path, m) for m in range(population.seeds)}, cost
+
+
+def pool_members(values, num_members: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, 95 % interval) of a population from its member rows' per-seed values
+    (members, …, seeds): two-level, training seeds x evaluation episodes."""
+    values = np.moveaxis(np.asarray(values, np.float64), 0, -2)  # (…, members, seeds)
+    assert values.shape[-2] == num_members, values.shape
+    return nested_mean_ci(values)
+
+
+def pool_sweep(res: dict, label: str = ROUTER) -> dict:
+    """`res` (a `sweep`) with population `label`'s pooled row under res['pooled'][label]:
+    the mean and two-level interval of each per-seed key over its member rows ([r, x])."""
+    rows = [res["policies"].index(n) for n in members_of(res["policies"], label)]
+    pooled = {}
+    for key in PER_SEED_KEYS:
+        mean, ci = pool_members(np.asarray(res[f"{key}_per_seed"])[rows], len(rows))
+        pooled[key], pooled[f"{key}_ci"] = mean.tolist(), ci.tolist()
+    return {**res, "pooled": {**res.get("pooled", {}), label: pooled}}
 
 
 def as_json(data):
