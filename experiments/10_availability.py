@@ -32,6 +32,7 @@ from jaxserve.evaluation.stats import format_interval, format_ratio, mean_ci, ra
 from jaxserve.policies.baselines import make_policy
 from jaxserve.research import report as R
 from jaxserve.research.figures import save_figure
+from jaxserve.research.peaks import unpredictable_peak_spec
 from jaxserve.research.runs import Run, run_pipeline, train_router
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.policy import load_learned_policy
@@ -86,8 +87,7 @@ def router_name(penalty: float) -> str:
 
 def burst_spec(peak: float, capacity: float) -> WorkloadSpec:
     """Unpredictable load peaking at `peak` x capacity (30x span, 30 s segments, no spikes)."""
-    top = peak * capacity
-    return WorkloadSpec(kind="unpredictable", min_rate=top / 30, max_rate=top, mean_segment_s=30.0)
+    return unpredictable_peak_spec(peak * capacity)
 
 
 def train_all(config: Config, run: Run, scenario) -> dict:
