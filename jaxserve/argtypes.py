@@ -60,4 +60,12 @@ def penalty(text: str) -> float:
     return value
 
 
-__all__ = ["penalty", "positive_int", "rate", "seconds", "seed"]
+def availability(text: str) -> float:
+    """An availability target in (0, 1]."""
+    value = _number(text)
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise argparse.ArgumentTypeError(f"{text} is not an availability in (0, 1]")
+    return value
+
+
+__all__ = ["availability", "penalty", "positive_int", "rate", "seconds", "seed"]

@@ -153,6 +153,14 @@ def read_metadata(directory: str | Path) -> dict:
     return meta
 
 
+def update_metadata(directory: str | Path, changes: dict) -> dict:
+    """Add or replace top-level metadata entries of a checkpoint (atomically); the new JSON."""
+    meta = {**read_metadata(directory), **changes}
+    if multihost.is_primary():
+        write_json_atomic(Path(directory) / META_FILE, meta)
+    return meta
+
+
 def has_tree(directory: str | Path, tree_name: str) -> bool:
     """Whether the checkpoint's latest step holds `tree_name`."""
     try:

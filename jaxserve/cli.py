@@ -57,7 +57,7 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jaxserve.commands.scenario import add_miss_penalty
+    from jaxserve.commands.scenario import add_availability_target, add_miss_penalty
 
     parser = _Parser(prog="jaxserve", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jaxserve {__version__}")
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--window-s", type=seconds, default=None, help="window of windowed metrics, s")
     add_miss_penalty(p)
+    add_availability_target(p)
 
     p = sub.add_parser("sweep", help="policy x rate x mix x deadline grid in one vmapped call")
     _add_common(p)
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=positive_int, default=4, help="workload seeds per grid point")
     add_miss_penalty(p)
+    p.add_argument(
+        "--miss-penalties",
+        default=None,
+        help="comma-separated miss penalties: a grid axis (the knob a knob router is told, "
+        "and the penalty of the reward metric; docs/knob.md)",
+    )
+    add_availability_target(p)
     p.add_argument(
         "--out", default=None, help="write STEM.json, STEM.csv (a row per point and seed), STEM.png"
     )
@@ -246,6 +254,7 @@ def _cmd_simulate(args) -> int:
         args.seed,
         args.window_s,
         policy_name=args.policy,
+        availability_target=args.availability_target,
     )
     if args.json:
         print(json.dumps(result))

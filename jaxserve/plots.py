@@ -50,3 +50,37 @@ def plot_sweep(result: dict, path: str, mix: int = 0, deadline: int = 0):
     )
     save_figure_atomic(fig, path)
     plt.close(fig)
+
+
+def front_rates(num_rates: int, panels: int = 3) -> list[int]:
+    """Indices of `panels` loads spread over a rate grid (low, middle, high)."""
+    return sorted({round(i * (num_rates - 1) / max(panels - 1, 1)) for i in range(panels)})
+
+
+def plot_front(result: dict, path: str, mix: int = 0, deadline: int = 0):
+    """Quality vs availability over the knob axis, one panel per load (docs/knob.md).
+
+    Each policy's points across the swept miss penalties are joined in knob order; a policy
+    that ignores the knob sits at one point.
+    """
+    rates, knobs = result["rates"], result["miss_penalties"]
+    panels = front_rates(len(rates))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    for ax, r in zip(axes[0], panels, strict=True):
+        for p, name in enumerate(result["policies"]):
+            perf = [
+                result["normalized_performance"][p][r][mix][deadline][n] for n in range(len(knobs))
+            ]
+            avail = [result["availability"][p][r][mix][deadline][n] for n in range(len(knobs))]
+            ax.plot(avail, perf, marker="o", ms=3, label=name, **_line_style(name, p))
+        ax.set_title(f"{rates[r]:.0f} req/s")
+        ax.set_xlabel("availability")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("normalised performance")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(
+        f"{result.get('scenario', '')}: knob {min(knobs):g}..{max(knobs):g}, "
+        f"{result['seeds']} seeds x {result['num_requests']} requests per point"
+    )
+    save_figure_atomic(fig, path)
+    plt.close(fig)

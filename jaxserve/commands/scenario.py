@@ -1,10 +1,11 @@
-"""Scenario options shared by the commands: `--miss-penalty` (docs/policies.md, "Reward")."""
+"""Options shared by the commands: `--miss-penalty` (docs/policies.md, "Reward") and a knob
+router's `--availability-target` (docs/knob.md)."""
 
 from __future__ import annotations
 
 import argparse
 
-from jaxserve.argtypes import penalty
+from jaxserve.argtypes import availability, penalty
 from jaxserve.sim.scenarios import Scenario, with_miss_penalty
 
 
@@ -15,6 +16,17 @@ def add_miss_penalty(p: argparse.ArgumentParser) -> None:
         default=None,
         help="utility of a late (hard deadlines), dropped or rejected request is -P; shapes "
         "the reward only, performance stays quality delivered (default: the scenario's)",
+    )
+
+
+def add_availability_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--availability-target",
+        type=availability,
+        default=None,
+        help="steer a knob router (a checkpoint trained with --knob-range) by target: at "
+        "the current load it is told the smallest calibrated miss penalty whose "
+        "availability reached A (docs/knob.md); default: told --miss-penalty",
     )
 
 

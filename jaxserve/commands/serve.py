@@ -10,13 +10,14 @@ import argparse
 import json
 
 from jaxserve.argtypes import positive_int, seconds
-from jaxserve.commands.scenario import add_miss_penalty
+from jaxserve.commands.scenario import add_availability_target, add_miss_penalty
 from jaxserve.serving.config import DEFAULT_PROMPT_TOKENS, ServeConfig
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """`jaxserve serve` flags (the workload ones are shared with simulate)."""
     add_miss_penalty(p)
+    add_availability_target(p)
     p.add_argument(
         "--policy",
         default="greedy",
@@ -101,6 +102,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         out=args.out,
         progress=not args.no_progress,
         miss_penalty=args.miss_penalty,
+        availability_target=args.availability_target,
     )
 
 

@@ -16,11 +16,13 @@ from jaxserve.evaluation.grid import num_chunks
 from jaxserve.evaluation.sweep import (
     SweepConfig,
     build_policies,
+    knob_slices,
     resolve_workload,
     run_sweep_grid,
     seed_means,
     sweep_records,
 )
+from jaxserve.limits import MAX_PENALTY
 from jaxserve.progress import progress_bar
 from jaxserve.sim.scenarios import Scenario, get_scenario
 
@@ -75,13 +77,24 @@ def sweep_config(args) -> SweepConfig:
         num_requests=args.num_requests,
         seeds=args.seeds,
         workload=args.workload,
+        miss_penalties=parse_penalties(args.miss_penalties),
+        availability_target=args.availability_target,
     )
+
+
+def parse_penalties(text: str | None) -> list[float] | None:
+    """`--miss-penalties P1,P2,...` (each a valid --miss-penalty), or None."""
+    if text is None:
+        return None
+    values = parse_floats("--miss-penalties", text)
+    if not all(0 <= v <= MAX_PENALTY for v in values):
+        raise InputError(f"--miss-penalties {text!r}: expected penalties in [0, {MAX_PENALTY:g}]")
+    return values
 
 
 def cmd_sweep(args) -> int:
     """`jaxserve sweep`: table (or JSON); with --out, STEM.json, STEM.csv and STEM.png."""
     from jaxserve.evaluation.bounds import sweep_bound
-    from jaxserve.evaluation.grid import format_sweep
 
     config = sweep_config(args)
     scenario = config.scenario
@@ -97,13 +110,25 @@ def cmd_sweep(args) -> int:
     )
     if args.out:
         from jaxserve.io_utils import write_json_atomic
-        from jaxserve.plots import plot_sweep
+        from jaxserve.plots import plot_front, plot_sweep
 
         write_json_atomic(f"{args.out}.json", result)
         sweep_records(per_seed, scenario).to_csv(f"{args.out}.csv")
-        plot_sweep(result, f"{args.out}.png")
-    print(json.dumps(result) if args.json else format_sweep(result))
+        plot = plot_front if config.miss_penalties else plot_sweep
+        plot(result, f"{args.out}.png")
+    print(json.dumps(result) if args.json else format_knob_sweep(result))
     return 0
+
+
+def format_knob_sweep(result: dict) -> str:
+    """`format_sweep`, one block per miss penalty when the sweep has a knob axis."""
+    from jaxserve.evaluation.grid import format_sweep
+
+    blocks = []
+    for knob, part in knob_slices(result):
+        head = "" if knob is None else f"miss penalty (knob) {knob:g}:\n"
+        blocks.append(head + format_sweep(part))
+    return "\n\n".join(blocks)
 
 
 def cmd_plot_training(args) -> int:

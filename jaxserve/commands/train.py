@@ -8,6 +8,7 @@ import json
 
 from jaxserve.argtypes import positive_int, rate, seed
 from jaxserve.commands.scenario import add_miss_penalty, with_overrides
+from jaxserve.commands.sweep import parse_floats
 from jaxserve.errors import InputError
 from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_MIXES, TRAIN_WORKLOADS, DQNConfig
 
@@ -71,6 +72,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default="fixed",
         help="task mix of training episodes: the scenario's, or a flat-Dirichlet draw per "
         "episode (robust to mixes the router was not shown)",
+    )
+    p.add_argument(
+        "--knob-range",
+        default=None,
+        help="LOW,HIGH: train a knob router (docs/knob.md): each episode draws its miss "
+        "penalty in [LOW, HIGH] and the router observes it; calibrated for "
+        "--availability-target after training",
     )
     p.add_argument(
         "--num-envs",
@@ -168,6 +176,8 @@ def training_config(args) -> DQNConfig:
     for flag in ("num_envs", "episode_length", "episodes_per_chunk"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)
+    if args.knob_range:
+        changes["knob_range"] = tuple(parse_floats("--knob-range", args.knob_range))
     if args.hidden:
         try:
             changes["hidden"] = tuple(int(h) for h in args.hidden.split(","))
@@ -214,7 +224,13 @@ def cmd_train(args) -> int:
             for logger in loggers:
                 getattr(logger, "close", lambda: None)()
     summary = result.summary
-    if args.search and summary["chunks_done"] == summary["num_chunks"]:
+    finished = summary["chunks_done"] == summary["num_chunks"]
+    if config.dqn.knob_range and finished:
+        from jaxserve.evaluation.knob import calibrate_knob
+
+        calibrate_knob(args.out)
+        summary["knob_calibrated"] = True
+    if args.search and finished:
         from jaxserve.evaluation.evaluate import select_best_member
 
         summary["held_out"] = select_best_member(args.out, scenario)

@@ -1,4 +1,4 @@
-"""Policy x rate x task-mix x deadline grids evaluated by ONE jitted, vmapped program."""
+"""Policy x rate x task-mix x deadline (x knob) grids evaluated by ONE jitted, vmapped program."""
 
 from __future__ import annotations
 
@@ -63,11 +63,14 @@ def run_sweep(
     workload: WorkloadSpec | None = None,
     chunk_lanes: int = CHUNK_LANES,
     on_chunk: Callable[[int], None] = no_progress,
+    miss_penalties=None,
 ) -> dict:
     """Evaluate every grid point (policy, rate, mix, deadline scale, seed) in one call.
 
     Returns per-point aggregate metrics averaged over seeds, with the grid axes; with
-    `per_seed` each metric keeps the seed axis, (P, R, M, D, S, ...). `workload`: any kind
+    `per_seed` each metric keeps the seed axis, (P, R, M, D, S, ...). `miss_penalties`: an
+    extra axis after D (the knob of a knob router, and the penalty of the `reward` metric,
+    docs/knob.md): (P, R, M, D, N, S, ...); None = the scenario's. `workload`: any kind
     (default Poisson); each grid rate is its long-run mean rate (`rescaled`). The grid's
     runs go through one compiled program in chunks of `chunk_lanes` (the last one padded),
     `on_chunk(1)` after each: progress, and memory bounded by the chunk, not the grid.
@@ -75,7 +78,12 @@ def run_sweep(
     workload = WorkloadSpec(kind="poisson") if workload is None else workload
     if workload.kind == "trace":  # a replay is never longer than its trace
         num_requests = min(num_requests, load_spec_trace(workload).num_arrivals)
-    lanes = len(policy_names) * len(rates) * len(mixes or [0]) * len(deadline_scales) * seeds
+    knob_axis = miss_penalties is not None
+    if knob_axis and not all(np.isfinite(x) and x >= 0 for x in miss_penalties):
+        raise InputError(f"miss penalties {list(miss_penalties)}: expected finite values >= 0")
+    penalties = list(miss_penalties) if knob_axis else [float(scenario.miss_penalty)]
+    points = len(policy_names) * len(rates) * len(mixes or [0]) * len(deadline_scales)
+    lanes = points * len(penalties) * seeds
     check_memory(f"sweep: {lanes:,} runs x {num_requests:,} requests", lanes * num_requests * 32)
     env = make_env(scenario.sim_config(workload, emit_records=False))
     if policies is None:
@@ -95,16 +103,17 @@ def run_sweep(
     at_rate = rescaled(workload, wparams)
     switch = make_switch_policy(policies)
 
-    def setup(rate, mix, deadline_scale, seed):
+    def setup(rate, mix, deadline_scale, penalty, seed):
         # Common random numbers: every grid point with the same seed sees the same arrivals.
         key = jax.random.fold_in(jax.random.key(0), seed)
         key_workload, key_run = jax.random.split(key)
         p = at_rate(rate)
         arrivals = generate(key_workload, p if keep_mix else p.replace(mix_probs=mix[None, :]))
-        return key_run, base.replace(deadline_s=base.deadline_s * deadline_scale), arrivals
+        params = base.replace(deadline_s=base.deadline_s * deadline_scale, miss_penalty=penalty)
+        return key_run, params, arrivals
 
-    def run_all(policy_index, rate, mix, deadline_scale, seed):
-        keys, params, arrivals = jax.vmap(setup)(rate, mix, deadline_scale, seed)
+    def run_all(policy_index, rate, mix, deadline_scale, penalty, seed):
+        keys, params, arrivals = jax.vmap(setup)(rate, mix, deadline_scale, penalty, seed)
         counters = counter_rollouts(
             env,
             lambda index: lambda *a: switch(index, *a),
@@ -122,6 +131,7 @@ def run_sweep(
         np.asarray(rates, np.float32),
         range(len(mixes)),
         np.asarray(deadline_scales, np.float32),
+        np.asarray(penalties, np.float32),
         range(seeds),
     )
     grid = list(itertools.product(*axes))
@@ -131,20 +141,24 @@ def run_sweep(
         np.asarray(cols[1], np.float32),
         np.asarray(mixes, np.float32)[list(cols[2])],
         np.asarray(cols[3], np.float32),
-        np.asarray(cols[4], np.int32),
+        np.asarray(cols[4], np.float32),
+        np.asarray(cols[5], np.int32),
     )
     start = time.perf_counter()
     metrics = _run_in_chunks(sim_jit(run_all), args, len(grid), chunk_lanes, on_chunk)
     wall_s = time.perf_counter() - start
-    shape = (len(policies), len(rates), len(mixes), len(deadline_scales), seeds)
+    shape = (len(policies), len(rates), len(mixes), len(deadline_scales), len(penalties), seeds)
     out = {k: np.asarray(v).reshape(shape + np.shape(v)[1:]) for k, v in metrics.items()}
+    if not knob_axis:
+        out = {k: v[:, :, :, :, 0] for k, v in out.items()}
     if not per_seed:
-        out = {k: v.mean(axis=4) for k, v in out.items()}
+        out = {k: v.mean(axis=5 if knob_axis else 4) for k, v in out.items()}
     return {
         "policies": list(policy_names),
         "rates": [float(r) for r in rates],
         "mixes": [list(m) for m in mixes],
         "deadline_scales": list(deadline_scales),
+        **({"miss_penalties": [float(x) for x in penalties]} if knob_axis else {}),
         "seeds": seeds,
         "num_requests": num_requests,
         "wall_s": wall_s,

@@ -34,17 +34,32 @@ from jaxserve.sim.workloads import WorkloadSpec, make_workload
 LEDGER_BYTES_PER_REQUEST = 256
 
 
-def resolve_policy(name: str, env: ServingEnv, scenario: Scenario, task_mix=None):
+def resolve_policy(
+    name: str,
+    env: ServingEnv,
+    scenario: Scenario,
+    task_mix=None,
+    availability_target: float | None = None,
+    knob_schedule=None,
+):
     """A baseline by name, or the greedy-Q policy of a router checkpoint directory.
 
     `task_mix`: the workload's mix, which `lp` solves for (default: the scenario's).
+    `availability_target`, `knob_schedule`: a knob router's run-time knob (docs/knob.md).
     """
     from pathlib import Path
 
     if Path(name).is_dir():
         from jaxserve.rl.policy import load_learned_policy
 
-        return load_learned_policy(name, scenario)
+        return load_learned_policy(
+            name, scenario, availability_target=availability_target, knob_schedule=knob_schedule
+        )
+    if availability_target is not None:
+        raise InputError(
+            f"--availability-target: policy {name!r} is a baseline; the target steers a "
+            "knob router (a checkpoint trained with --knob-range)"
+        )
     return make_policy(name, env, scenario, task_mix)
 
 
@@ -57,14 +72,24 @@ def simulate(
     window_s: float | None = None,
     policy_name: str = "",
     normalise_by: Scenario | None = None,
+    availability_target: float | None = None,
 ) -> dict:
     """Run one evaluation episode and return every docs/spec.md §4 metric (JSON-ready).
 
     `normalise_by`: the scenario whose best quality per task is "peak" (default this one;
     an equal-hardware static is normalised by the zoo it is compared with).
+    `availability_target`: steer a knob router by target (docs/knob.md).
     """
     runs = simulate_seeds(
-        scenario, policy, workload, num_requests, [seed], window_s, policy_name, normalise_by
+        scenario,
+        policy,
+        workload,
+        num_requests,
+        [seed],
+        window_s,
+        policy_name,
+        normalise_by,
+        availability_target,
     )
     return runs[0]
 
@@ -78,12 +103,23 @@ def simulate_seeds(
     window_s: float | None = None,
     policy_name: str = "",
     normalise_by: Scenario | None = None,
+    availability_target: float | None = None,
 ) -> list[dict]:
     """`simulate` for each seed, the episodes vmapped through one compiled rollout."""
     env = ServingEnv(scenario.sim_config(workload, emit_records=True))
     params = scenario.sim_params()
     if isinstance(policy, str):
-        policy_name, policy = policy, resolve_policy(policy, env, scenario, workload.task_mix)
+        policy_name, policy = (
+            policy,
+            resolve_policy(
+                policy,
+                env,
+                scenario,
+                workload.task_mix,
+                availability_target,
+                workload.knob_schedule,
+            ),
+        )
     n = episode_length(workload, num_requests)
     check_memory(
         f"simulate: {len(seeds)} x {n:,} requests", len(seeds) * n * LEDGER_BYTES_PER_REQUEST

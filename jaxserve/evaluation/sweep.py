@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from jaxserve.errors import InputError
 from jaxserve.evaluation.grid import CHUNK_LANES
 from jaxserve.evaluation.records import Records, flatten_row
 from jaxserve.progress import no_progress
@@ -19,7 +20,16 @@ from jaxserve.sim.scenarios import Scenario, get_scenario
 from jaxserve.sim.workloads import WorkloadSpec
 
 # Keys of a `run_sweep` result that describe the grid rather than hold a metric.
-GRID_KEYS = ("policies", "rates", "mixes", "deadline_scales", "seeds", "num_requests", "wall_s")
+GRID_KEYS = (
+    "policies",
+    "rates",
+    "mixes",
+    "deadline_scales",
+    "miss_penalties",
+    "seeds",
+    "num_requests",
+    "wall_s",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +42,8 @@ class SweepConfig:
     the workload's mix schedule). `workload`: a `WorkloadSpec` or a CLI string such as
     `unpredictable` or `trace:name=azure_llm_2023_code`; None = Poisson. For every kind a
     grid rate is the workload's long-run mean rate (others keep their shape over time).
+    `miss_penalties`: an extra axis (a knob router's knob, and the `reward` metric's
+    penalty; docs/knob.md); None = the scenario's.
     """
 
     scenario: str | Scenario = "opt-a100x4"
@@ -43,12 +55,16 @@ class SweepConfig:
     seeds: int = 4
     workload: str | WorkloadSpec | None = None
     chunk_lanes: int = CHUNK_LANES  # runs per compiled call (memory and progress granularity)
+    miss_penalties: Sequence[float] | None = None
+    availability_target: float | None = None  # steers knob routers (docs/knob.md)
 
     @property
     def num_runs(self) -> int:
         """Grid points x seeds (policies and rates must be given)."""
         mixes = len(self.mixes) if self.mixes else 1
-        return len(self.policies) * len(self.rates) * mixes * len(self.deadline_scales) * self.seeds
+        knobs = len(self.miss_penalties) if self.miss_penalties else 1
+        points = len(self.policies) * len(self.rates) * mixes * len(self.deadline_scales)
+        return points * knobs * self.seeds
 
 
 def resolve_workload(workload: str | WorkloadSpec | None, scenario: Scenario) -> WorkloadSpec:
@@ -82,7 +98,7 @@ def run_sweep_grid(
     scenario = resolve_scenario(config.scenario)
     names = list(config.policies or baseline_names(scenario.model_names))
     if policies is None:
-        policies = build_policies(names, scenario)
+        policies = build_policies(names, scenario, config.availability_target)
     rates = sim_sweep.default_rates(scenario) if config.rates is None else config.rates
     result = sim_sweep.run_sweep(
         scenario,
@@ -97,6 +113,7 @@ def run_sweep_grid(
         workload=resolve_workload(config.workload, scenario),
         chunk_lanes=config.chunk_lanes,
         on_chunk=on_chunk,
+        miss_penalties=config.miss_penalties,
     )
     result["scenario"] = scenario.name
     return result, scenario
@@ -117,45 +134,78 @@ def sweep_records(result: dict, scenario: Scenario) -> Records:
     metrics = {k: np.asarray(v) for k, v in result.items() if k not in GRID_KEYS and _is_grid(v)}
     actions = [*scenario.model_names, "reject"][: scenario.sim_config().num_actions]
     labels = {"routing_fraction": actions}
+    knobs = result.get("miss_penalties")
+    if knobs is None:  # no knob axis: one column of the scenario's penalty, same layout
+        metrics = {k: v[:, :, :, :, None] for k, v in metrics.items()}
     rows = []
     index = itertools.product(
         enumerate(result["policies"]),
         enumerate(result["rates"]),
         enumerate(result["mixes"]),
         enumerate(result["deadline_scales"]),
+        enumerate(knobs or [scenario.miss_penalty]),
         range(result["seeds"]),
     )
-    for (p, policy), (r, rate), (m, mix), (d, scale), seed in index:
+    for (p, policy), (r, rate), (m, mix), (d, scale), (n, knob), seed in index:
         row = {
             "scenario": scenario.name,
             "policy": policy,
             "rate": float(rate),
             **{f"mix_{t}": float(x) for t, x in zip(scenario.task_names, mix, strict=True)},
             "deadline_scale": float(scale),
+            "miss_penalty": float(knob),
             "seed": seed,
             "num_requests": result["num_requests"],
         }
-        row.update({k: v[p, r, m, d, seed] for k, v in metrics.items()})
+        row.update({k: v[p, r, m, d, n, seed] for k, v in metrics.items()})
         rows.append(flatten_row(row, labels))
     return Records(rows)
 
 
 def seed_means(result: dict) -> dict:
     """A per-seed `run_sweep` result with every metric averaged over seeds (its JSON form)."""
+    seed_axis = 5 if "miss_penalties" in result else 4
     return {
-        k: np.asarray(v).mean(axis=4).tolist() if k not in GRID_KEYS and _is_grid(v) else v
+        k: np.asarray(v).mean(axis=seed_axis).tolist() if k not in GRID_KEYS and _is_grid(v) else v
         for k, v in result.items()
     }
+
+
+def knob_slices(result: dict) -> list[tuple[float, dict]]:
+    """(penalty, the seed-mean result at that penalty) for each entry of the knob axis."""
+    if "miss_penalties" not in result:
+        return [(None, result)]
+    out = []
+    for n, knob in enumerate(result["miss_penalties"]):
+        part = {k: v for k, v in result.items() if k != "miss_penalties"}
+        for k, v in result.items():
+            if k not in GRID_KEYS and _is_grid(v):
+                part[k] = np.asarray(v)[:, :, :, :, n].tolist()
+        out.append((knob, {**part, "miss_penalty": knob}))
+    return out
 
 
 def _is_grid(value) -> bool:
     return isinstance(value, np.ndarray | list) and np.ndim(value) >= 5
 
 
-def build_policies(names: list[str], scenario: Scenario) -> list:
-    """Policy functions for baseline names or router checkpoint directories."""
+def build_policies(
+    names: list[str], scenario: Scenario, availability_target: float | None = None
+) -> list:
+    """Policy functions for baseline names or router checkpoint directories.
+
+    `availability_target` steers every knob router among them (docs/knob.md).
+    """
+    from pathlib import Path
+
     from jaxserve.evaluation.simulate import resolve_policy
     from jaxserve.sim.counter_env import make_env
 
     env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
-    return [resolve_policy(n, env, scenario) for n in names]
+    if availability_target is not None and not any(Path(n).is_dir() for n in names):
+        raise InputError(
+            "--availability-target: no router checkpoint among the policies; the target "
+            "steers a knob router (a checkpoint trained with --knob-range)"
+        )
+    target = lambda n: availability_target if Path(n).is_dir() else None
+    return [resolve_policy(n, env, scenario, None, target(n)) for n in names]

@@ -20,6 +20,7 @@ from jaxserve.evaluation.records import Records, flatten_row
 from jaxserve.evaluation.search import SearchSpace, check_searchable, typed_point
 from jaxserve.evaluation.sweep import resolve_scenario
 from jaxserve.rl.config import HPARAM_NAMES, DQNConfig, HParams, hparams_with
+from jaxserve.rl.knob import knob_hparams
 from jaxserve.sim.scenarios import Scenario
 
 MEMBERS_FILE = "members.csv"
@@ -54,7 +55,8 @@ class TrainConfig:
 
     def search_points(self) -> list[dict]:
         """The shared overrides updated by each point of the search space."""
-        return [typed_point({**self.hparams, **p}) for p in self.search.points()]
+        base = {**knob_hparams(self.dqn), **self.hparams}  # a knob router's defaults first
+        return [typed_point({**base, **p}) for p in self.search.points()]
 
     def member_table(self) -> list[dict]:
         """member, search point, replicate and every hyperparameter value, per member."""
@@ -86,6 +88,7 @@ class TrainResult:
 
     def policy(self, member: int):
         """The greedy policy of a member still holding parameters (pure, jit-able)."""
+        from jaxserve.rl.knob import scenario_knob
         from jaxserve.rl.networks import make_q_network
         from jaxserve.rl.policy import make_q_policy
 
@@ -95,7 +98,8 @@ class TrainResult:
         params = jax.tree.map(lambda x: x[i], self.params)
         num_actions = self.scenario.sim_config().num_actions
         network = make_q_network(num_actions, self.config.hidden)
-        return make_q_policy(network, params, bool(self.config.deadline_factors))
+        knob = scenario_knob if self.config.knob_range else None
+        return make_q_policy(network, params, bool(self.config.deadline_factors), knob)
 
 
 def train(

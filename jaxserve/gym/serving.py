@@ -151,7 +151,8 @@ def observation_bounds(sim: ServingEnv) -> tuple[np.ndarray, np.ndarray]:
         parts = [one_hot, in_system]
     else:
         parts = [one_hot, queued, np.ones(cfg.num_models, np.float32), unbounded]
-    parts.append(np.full(1 + int(cfg.observe_deadline), np.inf, np.float32))  # rate, factor
+    extra = 1 + int(cfg.observe_deadline) + int(cfg.observe_knob)  # rate, factor, knob
+    parts.append(np.full(extra, np.inf, np.float32))
     high = np.concatenate(parts)
     return np.zeros_like(high), high
 

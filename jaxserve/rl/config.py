@@ -18,7 +18,7 @@ TRAIN_WORKLOADS = ("loguniform", "unpredictable")
 TRAIN_MIXES = ("fixed", "dirichlet")
 # Fields added after routers were shipped: left out of a config's JSON at their default, so
 # the JSON (checkpoint metadata, resume checks, caches) of every earlier run is unchanged.
-LATER_FIELDS = {"train_mix": "fixed"}
+LATER_FIELDS = {"train_mix": "fixed", "knob_range": ()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +59,10 @@ class DQNConfig:
     # Task mix of training episodes: the scenario's ("fixed"), or a fresh draw per episode
     # from a flat Dirichlet over the tasks ("dirichlet": robust to mixes it was not shown).
     train_mix: str = "fixed"
+    # Knob router (docs/knob.md): when (low, high), every training episode draws its miss
+    # penalty P with log(1 + P) uniform in [log(1 + low), log(1 + high)] and the router
+    # observes log(1 + P) (SimConfig.observe_knob); empty = the scenario's fixed penalty.
+    knob_range: tuple[float, ...] = ()
 
     def __post_init__(self):
         validate_config(self)
@@ -122,8 +126,23 @@ def validate_config(c: DQNConfig) -> None:
         raise InputError(
             f"DQNConfig.deadline_factors = {c.deadline_factors!r}: expected positive finite factors"
         )
+    _check_knob_range(c.knob_range)
     if c.learning_starts < 0:
         raise InputError(f"DQNConfig.learning_starts = {c.learning_starts}: expected >= 0")
+
+
+def _check_knob_range(knob_range) -> None:
+    if knob_range == ():
+        return
+    ok = len(knob_range) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in knob_range
+    )
+    if not ok or not 0 <= knob_range[0] < knob_range[1]:
+        raise InputError(
+            f"DQNConfig.knob_range = {knob_range!r}: expected () or (low, high) with "
+            "0 <= low < high, finite"
+        )
 
 
 @struct.dataclass

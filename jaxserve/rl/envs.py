@@ -4,7 +4,9 @@ The learner needs, per environment: `reset(key) -> (obs, env_state)` (a new epis
 `step(key, env_state, action) -> (next_obs, env_state, reward, done, credits)` where
 `credits = (mask, decision, utility)`, each (M,), lists the requests resolved during the
 step (docs/spec.md §3.7), `episode_metrics(env_state) -> dict` and `evaluate(key, q_fn) -> dict`.
-`ServingAdapter` wraps the simulator and the training workload; probes live in probes.py.
+`ServingAdapter` wraps the simulator and the training workload; its env state is an
+`AdapterState`: the simulator's state and the episode's own `SimParams` (a knob router's
+episodes each have their own miss penalty, docs/knob.md). Probes live in probes.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from jaxserve.rl.config import DQNConfig
 from jaxserve.sim.counter_env import make_env
@@ -21,11 +24,20 @@ from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.metrics import counter_metrics
 from jaxserve.sim.rollout import counter_rollout
 from jaxserve.sim.scenarios import Scenario
+from jaxserve.sim.types import SimParams
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 
 # Unpredictable training workload: mean segment length, as a number of mean gaps at the
 # lowest rate, so that rate changes happen within an episode at every rate.
 UNPREDICTABLE_SEGMENT_ARRIVALS = 200
+
+
+@struct.dataclass
+class AdapterState:
+    """One training environment: the simulator's state and the episode's scenario params."""
+
+    sim: object  # the simulator's EnvState
+    params: SimParams
 
 
 def reference_capacity(scenario: Scenario) -> float:
@@ -47,10 +59,18 @@ class ServingAdapter:
         self.scenario, self.config = scenario, config
         emit = config.credit == "decision"
         self.observe_deadline = bool(config.deadline_factors)
-        sim_config = scenario.sim_config(observe_deadline=self.observe_deadline)
+        self.knob_range = tuple(config.knob_range)
+        sim_config = dataclasses.replace(
+            scenario.sim_config(observe_deadline=self.observe_deadline),
+            observe_knob=bool(self.knob_range),
+        )
         self.env = ServingEnv(dataclasses.replace(sim_config, emit_records=emit))
         self.eval_env = make_env(dataclasses.replace(sim_config, emit_records=False))
         self.params = scenario.sim_params()
+        if self.knob_range:  # periodic evaluation at the scenario's penalty, kept in range
+            low, high = self.knob_range
+            penalty = float(np.clip(scenario.miss_penalty, low, high))
+            self.params = self.params.replace(miss_penalty=jnp.float32(penalty))
         self.obs_size, self.num_actions = self.env.obs_size, self.env.num_actions
         self.num_tasks = scenario.num_tasks
         scale = reference_capacity(scenario)
@@ -86,7 +106,17 @@ class ServingAdapter:
         arrivals = self.generate(key_arrivals, wparams)
         if self.observe_deadline:
             arrivals = arrivals.replace(deadline_scale=self._deadline_scale(key_deadline))
-        return self.env.reset(key_reset, self.params, arrivals)
+        params = self._episode_params(jax.random.fold_in(key_rate, 2))
+        obs, state = self.env.reset(key_reset, params, arrivals)
+        return obs, AdapterState(sim=state, params=params)
+
+    def _episode_params(self, key: jax.Array) -> SimParams:
+        """The scenario's params; a knob router's episode draws its own miss penalty."""
+        if not self.knob_range:
+            return self.params
+        low, high = np.log1p(np.asarray(self.knob_range, np.float32))
+        penalty = jnp.expm1(jax.random.uniform(key, minval=low, maxval=high))
+        return self.params.replace(miss_penalty=penalty.astype(jnp.float32))
 
     def _deadline_scale(self, key: jax.Array) -> jax.Array:
         """(episode_length,) factors: one uniform draw from deadline_factors per block."""
@@ -96,26 +126,27 @@ class ServingAdapter:
         drawn = jax.random.choice(key, factors, (num_blocks,))
         return drawn[jnp.arange(length) // block]
 
-    def step(self, key: jax.Array, env_state, action: jax.Array):
-        obs, env_state, reward, done, info = self.env.step(key, env_state, action, self.params)
+    def step(self, key: jax.Array, env_state: AdapterState, action: jax.Array):
+        params = env_state.params
+        obs, sim, reward, done, info = self.env.step(key, env_state.sim, action, params)
         if self.config.credit == "decision":
             r = info["records"]
             credits = (r.mask, r.decision, r.utility)
         else:
             credits = (jnp.zeros(1, bool), jnp.zeros(1, jnp.int32), jnp.zeros(1, jnp.float32))
-        return obs, env_state, reward, done, credits
+        return obs, AdapterState(sim=sim, params=params), reward, done, credits
 
-    def episode_metrics(self, env_state) -> dict:
-        m = self._metrics(env_state.counters)
+    def episode_metrics(self, env_state: AdapterState) -> dict:
+        m = self._metrics(env_state.sim.counters, env_state.params)
         return {
             "train_normalized_performance": m["normalized_performance"],
             "train_availability": m["availability"],
         }
 
-    def _metrics(self, counters) -> dict:
-        """counter_metrics with this scenario's miss penalty added back (quality delivered)."""
+    def _metrics(self, counters, params: SimParams) -> dict:
+        """counter_metrics with the episode's miss penalty added back (quality delivered)."""
         hard = self.env.config.deadline_kind == "hard"
-        return counter_metrics(counters, self.params.miss_penalty, hard)
+        return counter_metrics(counters, params.miss_penalty, hard)
 
     def evaluate(self, key: jax.Array, q_fn) -> dict:
         """Greedy (argmax Q) policy on Poisson at each eval rate: normalised performance."""
@@ -128,7 +159,7 @@ class ServingAdapter:
             key_workload, key_run = jax.random.split(key)
             arrivals = self.eval_generate(key_workload, self.eval_wparams.replace(rate=rate))
             counters = counter_rollout(self.eval_env, policy, key_run, self.params, arrivals)
-            return self._metrics(counters)["normalized_performance"]
+            return self._metrics(counters, self.params)["normalized_performance"]
 
         perf = jax.vmap(one)(keys, rates).reshape(num_rates, num_episodes).mean(axis=1)
         return {"eval_normalized_performance": perf, "eval_mean": perf.mean()}

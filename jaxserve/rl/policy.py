@@ -11,22 +11,28 @@ import numpy as np
 
 from jaxserve import checkpoint
 from jaxserve.errors import InputError
+from jaxserve.rl import knob as knobs
 from jaxserve.rl.networks import init_params, make_q_network
+from jaxserve.sim.base import knob_feature
 from jaxserve.sim.env import deadline_scale
 from jaxserve.sim.scenarios import Scenario
 
 
-def make_q_policy(network, params, observe_deadline: bool = False):
+def make_q_policy(network, params, observe_deadline: bool = False, knob=None):
     """Greedy policy of a Q-network with fixed parameters (pure, jit/vmap-able).
 
     `observe_deadline`: the router was trained with the request's deadline factor appended
-    to its observation; the policy appends it itself, so any environment can run it.
+    to its observation; `knob`: a knob router's `knob(state, params_sim) -> P` (rl/knob.py),
+    None for a fixed-penalty router. The policy appends both itself, so any environment can
+    run it.
     """
 
     def policy(key, obs, state, params_sim):
-        del key, params_sim
+        del key
         if observe_deadline:
             obs = jnp.concatenate([obs, deadline_scale(state)[None]])
+        if knob is not None:
+            obs = jnp.concatenate([obs, knob_feature(knob(state, params_sim))[None]])
         return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
 
     return policy
@@ -44,9 +50,11 @@ def _router_meta(path) -> dict:
 
 def check_compatible(meta: dict, scenario: Scenario, path) -> None:
     """The router's observation size and actions must match the scenario it will route."""
-    cfg = scenario.sim_config()
-    if meta.get("observe_deadline"):
-        cfg = dataclasses.replace(cfg, observe_deadline=True)
+    cfg = dataclasses.replace(
+        scenario.sim_config(),
+        observe_deadline=bool(meta.get("observe_deadline")),
+        observe_knob=knobs.knob_range(meta) is not None,
+    )
     if int(meta.get("obs_size", -1)) != cfg.obs_size:
         raise InputError(
             f"checkpoint {path}: obs_size = {meta.get('obs_size')}: expected "
@@ -86,11 +94,35 @@ def load_router_params(
     return params, meta
 
 
-def load_learned_policy(path: str | Path, scenario: Scenario, member=None):
-    """Pure `policy(key, obs, state, params)` choosing argmax Q of a router checkpoint."""
+def load_learned_policy(
+    path: str | Path,
+    scenario: Scenario,
+    member=None,
+    availability_target: float | None = None,
+    knob_schedule=None,
+):
+    """Pure `policy(key, obs, state, params)` choosing argmax Q of a router checkpoint.
+
+    A knob router (docs/knob.md) is told the scenario's miss penalty (or a workload's
+    knob_schedule), which must lie in its trained range; with `availability_target` it is
+    told the calibrated knob that meets the target at the current load instead.
+    """
     params, meta = load_router_params(path, scenario, member)
+    if knob_schedule is not None:
+        knobs.check_knob(meta, [v for _, v in knob_schedule], "knob_schedule value")
     network = make_q_network(int(meta["num_actions"]), tuple(meta["network"]["hidden"]))
-    return make_q_policy(network, params, bool(meta.get("observe_deadline", False)))
+    knob = router_knob(meta, path, scenario, availability_target)
+    return make_q_policy(network, params, bool(meta.get("observe_deadline", False)), knob)
+
+
+def router_knob(meta: dict, path, scenario: Scenario, availability_target: float | None):
+    """The knob function of a router checkpoint (None: not a knob router)."""
+    if availability_target is not None:
+        return knobs.target_knob(knobs.calibration(meta, path), availability_target)
+    if knobs.knob_range(meta) is None:
+        return None
+    knobs.check_knob(meta, [scenario.miss_penalty], "miss penalty")
+    return knobs.scenario_knob
 
 
 def load_checkpoint_scenario(path: str | Path) -> Scenario:

@@ -32,6 +32,7 @@ from jaxserve.rl.config import (
 )
 from jaxserve.rl.dqn import make_learner
 from jaxserve.rl.envs import ServingAdapter
+from jaxserve.rl.knob import knob_metadata
 from jaxserve.rl.population import broadcast_hparams, make_population_fns, member_keys
 from jaxserve.sim.scenarios import Scenario, scenario_to_toml
 
@@ -57,6 +58,7 @@ def router_metadata(
         "obs_mode": scenario.obs_mode,
         "obs_size": adapter.obs_size,
         "observe_deadline": bool(getattr(adapter, "observe_deadline", False)),
+        **knob_metadata(config),
         "num_actions": adapter.num_actions,
         "network": {"type": "mlp", "hidden": list(config.hidden), "activation": "relu"},
         "dqn_config": config_to_json(config),

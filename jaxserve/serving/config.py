@@ -46,6 +46,7 @@ class ServeConfig:
     out: str | None = None  # results JSON (and the fidelity figure beside it, .png)
     progress: bool = True  # a progress bar on stderr
     miss_penalty: float | None = None  # overrides the scenario's (reward only); None: keep
+    availability_target: float | None = None  # steers a knob router (docs/knob.md)
 
     def __post_init__(self):
         if self.models is not None:
@@ -69,6 +70,12 @@ def _check_serve_fields(config: ServeConfig) -> None:
             c.window_s,
             c.window_s is None or c.window_s > 0,
             "a positive number of seconds",
+        ),
+        (
+            "--availability-target",
+            c.availability_target,
+            c.availability_target is None or 0 < c.availability_target <= 1,
+            "None or a number in (0, 1]",
         ),
         (
             "--models",

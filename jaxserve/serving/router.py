@@ -59,6 +59,8 @@ class Router:
         self._tasks = np.asarray(arrivals.task, np.int32)
         scale = arrivals.deadline_scale
         self._scales = None if scale is None else np.asarray(scale, np.float32)
+        knob = arrivals.knob  # a knob_schedule: the knob changes mid-run, nothing reloads
+        self._knobs = None if knob is None else np.asarray(knob, np.float32)
         self._key_data = jax.random.key_data(key_run)  # raw data: key_run stays unconsumed
         self.rate = RateEstimate(float(params.rate_window_s))
         self.decision_s: list[float] = []
@@ -93,6 +95,7 @@ class Router:
             "queue_len": np.asarray([len(model.queue) for model in models], np.int32),
             "batch_size": batch_size,
             "free_s": free_s,
+            **({} if self._knobs is None else {"knob": self._knobs[index]}),
         }
 
     def warmup(self, models) -> float:

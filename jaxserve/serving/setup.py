@@ -98,7 +98,14 @@ def build_setup(config: ServeConfig) -> Setup:
     scenario = with_miss_penalty(get_scenario(config.scenario), config.miss_penalty)
     workload = parse_workload(config.workload, scenario.workload, config.rate)
     n = episode_length(workload, config.num_requests)
-    policy = resolve_policy(config.policy, ServingEnv(scenario.sim_config()), scenario)
+    policy = resolve_policy(
+        config.policy,
+        ServingEnv(scenario.sim_config()),
+        scenario,
+        workload.task_mix,
+        config.availability_target,
+        workload.knob_schedule,
+    )
     tokenizer = make_tokenizer(config.tokenizer)
     task_set = TaskSet(
         read_task_rows(config.tasks),

@@ -55,6 +55,7 @@ class EnvBase:
             queue_len=state.queue_len,
             batch_size=state.batch_size,
             free_s=state.free_s,
+            knob=scheduled_knob(state),
         )
 
     def observe(self, state, params: SimParams) -> jax.Array:
@@ -68,7 +69,17 @@ def replica_mask(config: SimConfig) -> np.ndarray:
 
 
 def make_queue_view(
-    config: SimConfig, *, step, task, deadline_scale, now_s, rate_est, queue_len, batch_size, free_s
+    config: SimConfig,
+    *,
+    step,
+    task,
+    deadline_scale,
+    now_s,
+    rate_est,
+    queue_len,
+    batch_size,
+    free_s,
+    knob=None,
 ) -> QueueView:
     """The `QueueView` of a system whose replicas (K, R) serve `batch_size` until `free_s`."""
     busy = batch_size > 0
@@ -83,6 +94,7 @@ def make_queue_view(
         queue_len=queue_len,
         in_service=jnp.sum(batch_size, axis=1),
         wait_s=jnp.maximum(earliest - now_s, 0.0),
+        knob=knob,
     )
 
 
@@ -95,6 +107,8 @@ def observation(config: SimConfig, view: QueueView, params: SimParams) -> jax.Ar
     rate = (view.rate_est / params.reference_rate)[None]
     factor = view.deadline_scale
     extra = [factor[None]] if config.observe_deadline else []
+    if config.observe_knob:
+        extra.append(knob_feature(knob_value(view, params))[None])
     if config.obs_mode == "paper":
         return jnp.concatenate([one_hot, (queued + in_service) / scale, rate, *extra])
     wait = view.wait_s / (params.deadline_s[view.task] * factor)
@@ -116,6 +130,27 @@ def deadline_scale(state) -> jax.Array:
     if scale is None:
         return jnp.float32(1.0)
     return scale[jnp.minimum(state.step, scale.shape[0] - 1)]
+
+
+def scheduled_knob(state) -> jax.Array | None:
+    """The knob a workload's knob_schedule sets for the current request (None: no schedule)."""
+    if isinstance(state, QueueView):
+        return state.knob
+    knob = state.arrivals.knob
+    if knob is None:
+        return None
+    return knob[jnp.minimum(state.step, knob.shape[0] - 1)]
+
+
+def knob_value(state, params: SimParams) -> jax.Array:
+    """Miss penalty a knob router is told: the schedule's, else the scenario's (docs/knob.md)."""
+    knob = scheduled_knob(state)
+    return params.miss_penalty.astype(jnp.float32) if knob is None else knob
+
+
+def knob_feature(knob: jax.Array) -> jax.Array:
+    """The knob as the router observes it: log(1 + P), so decades of P stay in a small range."""
+    return jnp.log1p(jnp.asarray(knob, jnp.float32))
 
 
 def empty_counters(num_actions: int) -> Counters:

@@ -40,6 +40,7 @@ class SimConfig:
     # always a prefix of the queue: a cheaper drop and batch-size rule (same results).
     fifo_deadlines: bool = False
     observe_deadline: bool = False  # append the request's deadline factor to the observation
+    observe_knob: bool = False  # append the miss-penalty knob (a knob router, docs/knob.md)
     # False: no model waits to fill a batch (params.max_wait_s is ignored, as if all zero),
     # which spares the simulator a lookup of the oldest request at every event.
     max_wait: bool = True
@@ -84,7 +85,8 @@ class SimConfig:
     @property
     def obs_size(self) -> int:
         per_model = 3 if self.obs_mode == "full" else 1
-        return self.num_tasks + per_model * self.num_models + 1 + int(self.observe_deadline)
+        extra = int(self.observe_deadline) + int(self.observe_knob)
+        return self.num_tasks + per_model * self.num_models + 1 + extra
 
 
 @struct.dataclass
@@ -111,6 +113,9 @@ class Arrivals:
     valid: jax.Array  # (num_arrivals,) bool; False = padding after the last real arrival
     # (num_arrivals,) factor on each request's task deadline (dynamic deadlines); None = 1.
     deadline_scale: jax.Array | None = None
+    # (num_arrivals,) miss penalty told to a knob router at each arrival (a workload's
+    # knob_schedule, docs/knob.md); None = the scenario's (params.miss_penalty).
+    knob: jax.Array | None = None
 
 
 @struct.dataclass
@@ -186,6 +191,8 @@ class QueueView:
     queue_len: jax.Array  # (K,) int32 requests waiting per model
     in_service: jax.Array  # (K,) int32 requests in the batches in service per model
     wait_s: jax.Array  # (K,) until the earliest replica of each model is free (0: one is idle)
+    # () miss penalty told to a knob router (docs/knob.md); None = params.miss_penalty.
+    knob: jax.Array | None = None
 
 
 def to_jnp_tuple(values, dtype=jnp.float32) -> jax.Array:

@@ -47,6 +47,9 @@ class WorkloadSpec:
     trace_tasks: bool = False  # trace: task = function rank mod num_tasks instead of the mix
     # Dynamic deadlines: (duration_s, factor on every task deadline), cycling like `schedule`.
     deadline_schedule: tuple[tuple[float, float], ...] | None = None
+    # Run-time knob of a knob router (docs/knob.md): (duration_s, miss penalty the router is
+    # told), cycling like `schedule`; None = the scenario's miss penalty throughout.
+    knob_schedule: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self):
         if isinstance(self.trace_name, str) and self.trace_name in BUILTIN_TRACES:
@@ -61,10 +64,9 @@ def _freeze_sequences(spec: WorkloadSpec) -> None:
     set_field("schedule", tuple((float(d), float(r)) for d, r in spec.schedule))
     if spec.task_mix is not None:
         set_field("task_mix", tuple(float(p) for p in spec.task_mix))
-    if spec.deadline_schedule is not None:
-        set_field(
-            "deadline_schedule", tuple((float(d), float(f)) for d, f in spec.deadline_schedule)
-        )
+    for name in ("deadline_schedule", "knob_schedule"):
+        if getattr(spec, name) is not None:
+            set_field(name, tuple((float(d), float(f)) for d, f in getattr(spec, name)))
     if spec.mix_schedule is not None:
         set_field(
             "mix_schedule",
@@ -176,19 +178,21 @@ def validate_spec(spec: WorkloadSpec) -> None:
     if spec.task_mix is not None and spec.mix_schedule is not None:
         _fail("mix_schedule", "(set)", "None when task_mix is set (give one of the two)")
     _check_trace_fields(spec)
-    _check_deadline_schedule(spec.deadline_schedule)
+    _check_value_schedule("deadline_schedule", spec.deadline_schedule, "factor", True)
+    _check_value_schedule("knob_schedule", spec.knob_schedule, "knob", False)
 
 
-def _check_deadline_schedule(schedule) -> None:
+def _check_value_schedule(name: str, schedule, value: str, positive: bool) -> None:
+    """None or a non-empty list of (duration_s > 0, value >= 0 (> 0 if `positive`))."""
     if schedule is None:
         return
     if not isinstance(schedule, tuple | list) or len(schedule) == 0:
-        _fail("deadline_schedule", schedule, "None or a non-empty list of (duration_s, factor)")
+        _fail(name, schedule, f"None or a non-empty list of (duration_s, {value})")
     for i, entry in enumerate(schedule):
         if not isinstance(entry, tuple | list) or len(entry) != 2:
-            _fail(f"deadline_schedule[{i}]", entry, "a (duration_s, factor) pair")
-        _check_real(f"deadline_schedule[{i}].duration_s", entry[0], 0.0, True)
-        _check_real(f"deadline_schedule[{i}].factor", entry[1], 0.0, True)
+            _fail(f"{name}[{i}]", entry, f"a (duration_s, {value}) pair")
+        _check_real(f"{name}[{i}].duration_s", entry[0], 0.0, True)
+        _check_real(f"{name}[{i}].{value}", entry[1], 0.0, positive)
 
 
 # ---------------------------------------------------------------------------- offered rate

@@ -57,6 +57,8 @@ class WorkloadParams:
     trace_task: jax.Array  # (num_arrivals,) int32 or (1,)
     deadline_end_s: jax.Array  # (Y,) end of each deadline period within one cycle
     deadline_factor: jax.Array  # (Y,) factor on the task deadlines in that period
+    knob_end_s: jax.Array  # (Z,) end of each knob period within one cycle
+    knob_value: jax.Array  # (Z,) knob (miss penalty told to a knob router) in that period
 
 
 def _schedule_rate(duration_s: np.ndarray, rate: np.ndarray, t_s: np.ndarray) -> np.ndarray:
@@ -167,6 +169,8 @@ def _make_params(spec: WorkloadSpec, num_tasks: int, num_arrivals: int) -> Workl
         trace_task=jnp.asarray(task),
         deadline_end_s=f32(np.cumsum([d for d, _ in spec.deadline_schedule or ((1.0, 1.0),)])),
         deadline_factor=f32([f for _, f in spec.deadline_schedule or ((1.0, 1.0),)]),
+        knob_end_s=f32(np.cumsum([d for d, _ in spec.knob_schedule or ((1.0, 0.0),)])),
+        knob_value=f32([v for _, v in spec.knob_schedule or ((1.0, 0.0),)]),
     )
 
 
@@ -270,12 +274,11 @@ def _sample_tasks(key: jax.Array, params: WorkloadParams, gap_s: jax.Array) -> j
     return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
-def _deadline_factors(params: WorkloadParams, gap_s: jax.Array) -> jax.Array:
-    """Deadline factor in force at each arrival; the schedule cycles. (N,) float32."""
-    period_s = params.deadline_end_s[-1]
-    arrival_s = jnp.mod(jnp.cumsum(gap_s), period_s)  # float32: only locates boundaries
-    index = jnp.searchsorted(params.deadline_end_s, arrival_s, side="right")
-    return params.deadline_factor[jnp.minimum(index, params.deadline_factor.shape[0] - 1)]
+def _scheduled(end_s: jax.Array, value: jax.Array, gap_s: jax.Array) -> jax.Array:
+    """Value of a cycling (end_s, value) schedule in force at each arrival. (N,) float32."""
+    arrival_s = jnp.mod(jnp.cumsum(gap_s), end_s[-1])  # float32: only locates boundaries
+    index = jnp.searchsorted(end_s, arrival_s, side="right")
+    return value[jnp.minimum(index, value.shape[0] - 1)]
 
 
 def _make_gap_fn(spec: WorkloadSpec, num_arrivals: int) -> Callable:
@@ -324,15 +327,25 @@ def make_workload(
     gap_fn = _make_gap_fn(spec, num_arrivals)
     tasks_from_trace = spec.kind == "trace" and spec.trace_tasks
     dynamic_deadlines = spec.deadline_schedule is not None
+    knob_schedule = spec.knob_schedule is not None
 
     def generate(key: jax.Array, params: WorkloadParams) -> Arrivals:
         """One episode of `num_arrivals` arrivals (pure; jit/vmap-able)."""
         key_arrival, key_task = jax.random.split(key)
         gap_s, valid = gap_fn(key_arrival, params)
         task = params.trace_task if tasks_from_trace else _sample_tasks(key_task, params, gap_s)
-        scale = _deadline_factors(params, gap_s) if dynamic_deadlines else None
+        scale = (
+            _scheduled(params.deadline_end_s, params.deadline_factor, gap_s)
+            if dynamic_deadlines
+            else None
+        )
+        knob = _scheduled(params.knob_end_s, params.knob_value, gap_s) if knob_schedule else None
         return Arrivals(
-            gap_s=gap_s.astype(jnp.float32), task=task, valid=valid, deadline_scale=scale
+            gap_s=gap_s.astype(jnp.float32),
+            task=task,
+            valid=valid,
+            deadline_scale=scale,
+            knob=knob,
         )
 
     return params, generate

@@ -18,7 +18,7 @@ def test_adapter_draws_factors_per_block_and_observes_them():
     adapter = ServingAdapter(scenario, config)
     assert adapter.obs_size == scenario.sim_config().obs_size + 1
     obs, state = jax.jit(adapter.reset)(jax.random.key(3))
-    scale = np.asarray(state.arrivals.deadline_scale)
+    scale = np.asarray(state.sim.arrivals.deadline_scale)
     assert scale.shape == (40,) and set(np.unique(scale)) <= {0.5, 1.5}
     assert all(len(set(scale[b : b + 10])) == 1 for b in range(0, 40, 10))
     assert float(obs[-1]) == scale[0]  # the factor is the observation's last entry

@@ -23,7 +23,7 @@ def _task_shares(train_mix: str, episodes: int = 8) -> np.ndarray:
     adapter = ServingAdapter(get_scenario("opt-a100x4"), config)
     keys = jax.random.split(jax.random.key(0), episodes)
     reset = jax.jit(jax.vmap(adapter.reset))  # one compilation for every episode
-    tasks = np.asarray(reset(keys)[1].arrivals.task)  # reset returns (obs, state)
+    tasks = np.asarray(reset(keys)[1].sim.arrivals.task)  # reset returns (obs, state)
     return np.stack([np.bincount(t, minlength=4) / len(t) for t in tasks])  # (episodes, T)
 
 
