@@ -66,16 +66,23 @@ def model_memory_gb(zoo: Scenario, model: str, memory_gb: Mapping[str, float]) -
 def gpus_per_replica(
     zoo: Scenario, gpu_memory_gb: float, memory_gb: Mapping[str, float]
 ) -> tuple[int, ...]:
-    """⌈memory / GPU memory⌉ per zoo model (at least 1)."""
-    for name, size in memory_gb.items():
-        if name not in zoo.model_names:
-            raise InputError(f"memory_gb[{name!r}]: no such model in zoo {zoo.name!r}")
-        if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size < math.inf:
-            raise InputError(f"memory_gb[{name!r}] = {size!r}: expected a positive number of GB")
+    """⌈memory / GPU memory⌉ per zoo model (at least 1); `memory_gb` as `check_memory_gb`."""
     return tuple(
         max(1, math.ceil(model_memory_gb(zoo, m, memory_gb) / gpu_memory_gb - 1e-9))
         for m in zoo.model_names
     )
+
+
+def check_memory_gb(zoo: Scenario, memory_gb: Mapping[str, float]) -> None:
+    """InputError unless every entry names a zoo model and is a positive number of GB."""
+    for name, size in memory_gb.items():
+        if name not in zoo.model_names:
+            raise InputError(
+                f"memory_gb[{name!r}]: no such model in zoo {zoo.name!r}; expected one of "
+                f"{list(zoo.model_names)}"
+            )
+        if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size < math.inf:
+            raise InputError(f"memory_gb[{name!r}] = {size!r}: expected a positive number of GB")
 
 
 def enumerate_placements(
@@ -150,6 +157,7 @@ def check_fits(placement: Placement, num_gpus: int) -> None:
 __all__ = [
     "Placement",
     "check_fits",
+    "check_memory_gb",
     "enumerate_placements",
     "gpus_per_replica",
     "model_memory_gb",

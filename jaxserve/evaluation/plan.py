@@ -25,6 +25,7 @@ from jaxserve.evaluation.grid import run_sweep
 from jaxserve.evaluation.placements import (
     Placement,
     check_fits,
+    check_memory_gb,
     enumerate_placements,
     gpus_per_replica,
     parse_placement,
@@ -292,9 +293,12 @@ class _Setup:
 
     @classmethod
     def build(cls, config: PlanConfig) -> _Setup:
-        zoo = select_models(resolve_scenario(config.scenario), config.models)
-        memory = roofline.get_hardware(config.hardware).memory_bytes / 1e9
-        per_replica = gpus_per_replica(zoo, memory, config.memory_gb)
+        full = resolve_scenario(config.scenario)
+        check_memory_gb(full, config.memory_gb)
+        zoo = select_models(full, config.models)
+        memory_gb = {m: v for m, v in config.memory_gb.items() if m in zoo.model_names}
+        gpu_gb = roofline.get_hardware(config.hardware).memory_bytes / 1e9
+        per_replica = gpus_per_replica(zoo, gpu_gb, memory_gb)
         check_some_model_fits(zoo, per_replica, config.gpus)
         candidates = enumerate_placements(zoo.model_names, per_replica, config.gpus)
         included = [parse_placement(t, zoo.model_names, per_replica) for t in config.include]

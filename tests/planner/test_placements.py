@@ -60,8 +60,8 @@ def test_paper_placement_is_the_paper_scenario():
     zoo = get_scenario("opt-a100x4")
     placements = {p.key: p for p in enumerate_placements(zoo.model_names, (1, 1, 1), 4)}
     same = lambda a, b: (
-        dataclasses.replace(a, name="", description="")
-        == dataclasses.replace(b, name="", description="")
+        dataclasses.replace(a, name="x", description="")
+        == dataclasses.replace(b, name="x", description="")
     )
     assert same(placement_scenario(zoo, placements["1/1/2"]), zoo)
     assert same(placement_scenario(zoo, placements["0/0/4"]), equal_hardware(zoo, 2))
@@ -71,5 +71,5 @@ def test_bad_placements_are_one_line():
     with pytest.raises(InputError, match="expected 3 replica counts"):
         parse_placement("1/1", ("a", "b", "c"), (1, 1, 1))
     big = Placement(("a", "b"), (2, 2), (1, 1))
-    with pytest.raises(InputError, match=r"placement 2/2 \(2xA \+ 2xB\) needs 4 GPUs"):
+    with pytest.raises(InputError, match=r"placement 2/2 \(2xa \+ 2xb\) needs 4 GPUs: expected"):
         check_fits(big, 3)
