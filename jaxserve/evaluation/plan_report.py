@@ -115,6 +115,7 @@ def _fewest_line(fewest: dict, result: PlanResult) -> str:
 def plot_plan(result: PlanResult, path: str, top: int = 3) -> None:
     """Performance vs rate of the top placements' best policies (95 % bands) and bounds."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -133,6 +134,7 @@ def plot_plan(result: PlanResult, path: str, top: int = 3) -> None:
         ax.fill_between(rates, ci[:, 0], ci[:, 1], color=color, alpha=0.2)
         ax.plot(rates, entry.bound, color=color, ls=":", lw=1)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping labels
     ax.set_xlabel("arrival rate (req/s)")
     ax.set_ylabel("normalised performance (zoo peak)")
     ax.set_title(f"plan: top placements on {result.gpus} GPUs (dotted: fluid bound)", fontsize=9)
