@@ -18,7 +18,7 @@ from jaxserve.io_utils import check_output
 
 EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that went away
-_DIRECTORY_OUT = ("train",)  # commands whose --out is a directory (the others: a file/stem)
+_DIRECTORY_OUT = ("train", "plan")  # commands whose --out is a directory (others: a file/stem)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="learned router vs every baseline and the fluid bound")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     add_evaluate_arguments(p)
+
+    p = sub.add_parser("plan", help="choose a placement of the zoo's models on N GPUs and a router")
+    _add_common(p)
+    from jaxserve.commands.plan import add_plan_arguments
+
+    add_plan_arguments(p)
 
     p = sub.add_parser("plot-training", help="training curves of a `train --out` run as a PNG")
     p.add_argument("run_dir", help="a training run directory (holds metrics.jsonl)")
@@ -351,6 +357,12 @@ def _cmd_evaluate(args) -> int:
     return cmd_evaluate(args)
 
 
+def _cmd_plan(args) -> int:
+    from jaxserve.commands.plan import cmd_plan
+
+    return cmd_plan(args)
+
+
 def _cmd_reproduce(args) -> int:
     from jaxserve.commands.reproduce import cmd_reproduce
 
@@ -366,6 +378,7 @@ _COMMANDS = {
     "bench": _cmd_bench,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "plan": _cmd_plan,
     "plot-training": _cmd_plot_training,
 }
 

@@ -7,6 +7,7 @@ and `jaxserve.rl`, which never import it.
 from jaxserve.evaluation.chunk_log import CsvLog, TensorBoardLog
 from jaxserve.evaluation.evaluate import evaluate_checkpoint, evaluate_members
 from jaxserve.evaluation.halving import successive_halving
+from jaxserve.evaluation.plan import PlanConfig, PlanResult, plan
 from jaxserve.evaluation.records import Records, load_records
 from jaxserve.evaluation.search import LogUniform, SearchSpace, Uniform, parse_search
 from jaxserve.evaluation.sweep import SweepConfig, sweep
@@ -15,6 +16,8 @@ from jaxserve.evaluation.train import TrainConfig, TrainResult, train
 __all__ = [
     "CsvLog",
     "LogUniform",
+    "PlanConfig",
+    "PlanResult",
     "Records",
     "SearchSpace",
     "SweepConfig",
@@ -26,6 +29,7 @@ __all__ = [
     "evaluate_members",
     "load_records",
     "parse_search",
+    "plan",
     "successive_halving",
     "sweep",
     "train",
