@@ -201,8 +201,9 @@ def write_up(data: dict, figures: list[str]) -> dict:
         f"* The router population's max sustainable rate is {R.fx(msr[ROUTER], 0)} req/s "
         f"vs {R.fx(msr[largest], 0)} for {largest}: **{R.fx_ratio(msr_ratio)}** "
         f"{format_interval(msr_ci, 2)} (range over training seeds x episodes, widened by the "
-        f"grid's resolution; paper: > 10x). The shipped router alone: "
-        f"{R.fx_ratio(R.ratio(msr[SHIPPED], msr[largest]))}. OPT-125M alone sustains "
+        f"grid's resolution; paper: > 10x). Per training seed: {_per_member(data)}; the "
+        f"shipped router alone: {R.fx_ratio(R.ratio(msr[SHIPPED], msr[largest]))}. OPT-125M "
+        "alone sustains "
         f"{R.fx(msr['static:0'], 0)} req/s, but at {perf['static:0'][0][0]:.3f} of peak.",
         f"* Router population minus the best static policy at each rate: min "
         f"{margin.min():+.3f}, max {margin.max():+.3f}; minus greedy: min "
@@ -268,10 +269,24 @@ def discussion(d: dict) -> str:
         f"{R.fx_ratio(d['msr_ratio_vs_largest'])} "
         f"{format_interval(msr_interval(d), 2)} that of {largest} "
         f"({R.fx(msr[ROUTER], 0)} vs {R.fx(msr[largest], 0)} req/s; OPT-6.7B on the "
-        f"placement's two GPUs: {R.fx(msr['static:2'], 0)}). Without a price on misses the "
-        "router keeps using the large models whenever quality pays, so it does not hold 99 % "
-        "availability as far as OPT-125M does; Exp 10 shows what a miss penalty changes."
+        f"placement's two GPUs: {R.fx(msr['static:2'], 0)}; per training seed "
+        f"{_per_member(d)}, so one trained router, such as the shipped one at "
+        f"{R.fx(msr[SHIPPED], 0)} req/s, says little about the next). Without a price on "
+        "misses the router keeps using the large models whenever quality pays, so it does not "
+        "hold 99 % availability as far as OPT-125M does; Exp 10 shows what a miss penalty "
+        "changes."
     )
+
+
+def _per_member(data: dict) -> str:
+    """'357, 867, 198 req/s (1.00x, 2.43x, 0.55x)': each training seed's max sustainable
+    rate (from its mean availability curve) and its ratio to OPT-6.7B x4 GPUs."""
+    msr, names = data["max_sustainable_rate"], data["policies"]
+    largest = next(n for n in names if n.endswith(" GPUs") and "6.7" in n)
+    members = members_of(names)
+    rates = ", ".join(R.fx(msr[m], 0) for m in members)
+    ratios = ", ".join(R.fx_ratio(R.ratio(msr[m], msr[largest])) for m in members)
+    return f"{rates} req/s ({ratios})"
 
 
 def msr_interval(data: dict) -> list[float]:
