@@ -55,3 +55,25 @@ def test_shipped_available_router_holds_availability_past_the_large_models():
     assert mine["availability"] >= 0.99
     assert big["availability"] < 0.5 and greedy["availability"] < 0.5
     assert mine["normalized_performance"] > greedy["normalized_performance"]
+
+
+def test_shipped_knob_router_trades_quality_for_availability_at_run_time():
+    # One checkpoint, three run-time settings, the same arrivals at 1363 req/s (3x OPT-6.7B
+    # x4's on-time capacity; a rate of its calibration table): told P = 3 it keeps more
+    # requests on time than told P = 0, by sending more to OPT-125M, and steered by an
+    # availability target of 0.99 it meets it (calibrated 0.991 at the knob it picks).
+    from jaxserve.sim.scenarios import with_miss_penalty
+
+    path = CHECKPOINTS / "opt-a100x4-knob"
+    meta = checkpoint.read_metadata(path)
+    assert meta["finished"] and meta["knob_range"] == [0.0, 3.0] and "knob_calibration" in meta
+    scenario = load_checkpoint_scenario(path)
+    workload = WorkloadSpec(rate=1363.0)
+    told = {
+        p: simulate(s, load_learned_policy(path, s), workload, 4000, seed=2)
+        for p, s in ((0, with_miss_penalty(scenario, 0.0)), (3, with_miss_penalty(scenario, 3.0)))
+    }
+    assert told[3]["availability"] > told[0]["availability"] + 0.01
+    assert told[3]["routing_fraction"][0] > told[0]["routing_fraction"][0]
+    target = load_learned_policy(path, scenario, availability_target=0.99)
+    assert simulate(scenario, target, workload, 20_000, seed=2)["availability"] >= 0.99
