@@ -185,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     add_evaluate_arguments(p)
 
+    p = sub.add_parser(
+        "calibrate-knob", help="a knob router's availability per rate x knob, for targets"
+    )
+    from jaxserve.commands.train import add_calibrate_arguments
+
+    add_calibrate_arguments(p)
+
     p = sub.add_parser("plan", help="choose a placement of the zoo's models on N GPUs and a router")
     _add_common(p)
     from jaxserve.commands.plan import add_plan_arguments
@@ -357,6 +364,12 @@ def _cmd_evaluate(args) -> int:
     return cmd_evaluate(args)
 
 
+def _cmd_calibrate_knob(args) -> int:
+    from jaxserve.commands.train import cmd_calibrate_knob
+
+    return cmd_calibrate_knob(args)
+
+
 def _cmd_plan(args) -> int:
     from jaxserve.commands.plan import cmd_plan
 
@@ -379,6 +392,7 @@ _COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "plan": _cmd_plan,
+    "calibrate-knob": _cmd_calibrate_knob,
     "plot-training": _cmd_plot_training,
 }
 

@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 from jaxserve.argtypes import positive_int, rate, seed
-from jaxserve.commands.scenario import add_miss_penalty, with_overrides
+from jaxserve.commands.scenario import add_availability_target, add_miss_penalty, with_overrides
 from jaxserve.commands.sweep import parse_floats
 from jaxserve.errors import InputError
 from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_MIXES, TRAIN_WORKLOADS, DQNConfig
@@ -111,6 +111,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="router checkpoint directory")
     p.add_argument("--scenario", default=None, help="default: the checkpoint's own scenario")
     add_miss_penalty(p)
+    add_availability_target(p)
     p.add_argument(
         "--workload",
         default=None,
@@ -283,7 +284,7 @@ def cmd_evaluate(args) -> int:
     """Router vs baselines: tables (or JSON), optional JSON + plots."""
     from jaxserve.evaluation import comparison as ev
     from jaxserve.progress import progress_bar
-    from jaxserve.rl.policy import load_checkpoint_scenario
+    from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
     from jaxserve.sim.parse import parse_workload
     from jaxserve.sim.scenarios import get_scenario
 
@@ -293,24 +294,30 @@ def cmd_evaluate(args) -> int:
     )
     result = {"checkpoint": args.checkpoint, "scenario": scenario.name}
     one_workload = bool(args.workload or args.rate)
+    spec = parse_workload(args.workload, scenario.workload, args.rate) if one_workload else None
+    router = load_learned_policy(
+        args.checkpoint,
+        scenario,
+        availability_target=args.availability_target,
+        knob_schedule=spec.knob_schedule if spec else None,
+    )
     rows = len(ev.policy_names(scenario)) + scenario.num_models  # + equal-hardware statics
     runs = len(ev.policy_names(scenario)) if one_workload else rows + 1  # + the Poisson sweep
     with progress_bar(runs, "evaluate", "run", not args.no_progress) as bar:
         if one_workload:
-            spec = parse_workload(args.workload, scenario.workload, args.rate)
             runs = ev.workload_comparison(
-                args.checkpoint, scenario, spec, args.num_requests or 20_000, args.seed, bar.update
+                router, scenario, spec, args.num_requests or 20_000, args.seed, bar.update
             )
             result["workload"] = runs
             text = _format_workload(runs)
         else:
             n = args.num_requests or (1000 if args.quick else 4000)
             poisson = ev.poisson_comparison(
-                args.checkpoint, scenario, num_requests=n, seeds=1 if args.quick else args.seeds
+                router, scenario, num_requests=n, seeds=1 if args.quick else args.seeds
             )
             bar.update(1)
             unpred = ev.unpredictable_comparison(
-                args.checkpoint,
+                router,
                 scenario,
                 num_requests=2500 if args.quick else 25_000,
                 seed=args.seed,
@@ -334,3 +341,27 @@ def _format_workload(runs: dict) -> str:
     for name, r in runs.items():
         lines.append(f"{name:<18}" + "".join(f"{r[k]:>16.4f}" for k in keys))
     return "\n".join(lines)
+
+
+def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a knob router checkpoint (trained with --knob-range)")
+    p.add_argument("--rates", type=positive_int, default=12, help="Poisson rates in the table")
+    p.add_argument("--knobs", type=positive_int, default=8, help="knob values in the table")
+    p.add_argument("--seeds", type=positive_int, default=4, help="episodes per table cell")
+    p.add_argument("--num-requests", type=positive_int, default=2000, help="arrivals per episode")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+def cmd_calibrate_knob(args) -> int:
+    """Measure a knob router's availability table into its checkpoint; print it."""
+    from jaxserve.evaluation.knob import calibrate_knob
+
+    table = calibrate_knob(args.checkpoint, args.rates, args.knobs, args.seeds, args.num_requests)
+    if args.json:
+        print(json.dumps(table.to_json()))
+        return 0
+    print("availability (rows: Poisson rate, req/s; columns: knob)")
+    print(f"{'rate':>8}" + "".join(f"{k:>8.2f}" for k in table.knobs))
+    for per_s, row in zip(table.rates, table.availability, strict=True):
+        print(f"{per_s:>8.0f}" + "".join(f"{a:>8.3f}" for a in row))
+    return 0

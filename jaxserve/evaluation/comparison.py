@@ -41,9 +41,12 @@ def policy_names(scenario: Scenario) -> list[str]:
     return [ROUTER] + baseline_names(scenario.model_names)
 
 
-def _policies(path, scenario: Scenario):
+def _policies(router, scenario: Scenario):
+    """Row names and policies; `router`: a checkpoint path, or its policy already built
+    (e.g. a knob router steered by an availability target, docs/knob.md)."""
     names = baseline_names(scenario.model_names)
-    return [ROUTER] + names, [load_learned_policy(path, scenario)] + names
+    policy = router if callable(router) else load_learned_policy(router, scenario)
+    return [ROUTER] + names, [policy] + names
 
 
 def equal_hardware_names(scenario: Scenario) -> list[str]:

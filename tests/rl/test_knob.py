@@ -12,6 +12,7 @@ big below P = 1, small above. Availability: 0.75 routing to big, 1.0 routing to 
 
 from __future__ import annotations
 
+import json
 import math
 
 import jax
@@ -22,6 +23,7 @@ import pytest
 from jaxserve.checkpoint import read_metadata
 from jaxserve.errors import InputError
 from jaxserve.evaluation.knob import calibrate_knob
+from jaxserve.evaluation.records import load_records
 from jaxserve.evaluation.simulate import simulate
 from jaxserve.evaluation.train import TrainConfig, train
 from jaxserve.rl.config import DQNConfig
@@ -158,3 +160,27 @@ def test_knob_values_outside_the_trained_range_are_one_line_errors(knob_router, 
     greedy = ["simulate", "--scenario", str(toml), "--policy", "greedy", "--rate", "1"]
     assert main([*greedy, "--availability-target", "0.9", "--num-requests", "10"]) == 2
     assert main([*base, "--availability-target", "1.5"]) == 2
+
+
+def test_a_sweep_over_the_knob_moves_only_the_knob_router(knob_router, tmp_path, capsys):
+    from jaxserve.cli import main
+
+    toml = tmp_path / "toy.toml"
+    toml.write_text(scenario_to_toml(TOY))
+    out = tmp_path / "front"
+    args = ["sweep", "--scenario", str(toml), "--policies", f"{knob_router},greedy"]
+    args += ["--rates", "1", "--miss-penalties", "0,3", "--seeds", "2", "--num-requests", "300"]
+    assert main([*args, "--no-progress", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    avail = np.asarray(result["availability"])[:, 0, 0, 0]  # (policy, knob)
+    assert result["miss_penalties"] == [0.0, 3.0] and out.with_suffix(".png").is_file()
+    assert avail[0, 0] < 0.85 and avail[0, 1] > 0.98  # told 0: big (0.75); told 3: small (1)
+    assert avail[1, 0] == avail[1, 1]  # greedy ignores the knob: same arrivals, same runs
+    # the reward under each penalty: quality delivered minus P per miss (hand rule)
+    perf, reward = (np.asarray(result[k])[1, 0, 0, 0] for k in ("performance", "reward"))
+    np.testing.assert_allclose(reward, perf - np.asarray([0.0, 3.0]) * (1 - avail[1]), atol=1e-5)
+    rows = load_records(out.with_suffix(".csv"))
+    assert sorted(set(rows.column("miss_penalty"))) == [0.0, 3.0]
+    assert main(["calibrate-knob", str(knob_router), "--rates", "2", "--knobs", "2",
+                 "--seeds", "1", "--num-requests", "100"]) == 0  # fmt: skip
+    assert "availability (rows: Poisson rate" in capsys.readouterr().out
