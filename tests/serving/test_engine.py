@@ -126,3 +126,30 @@ def test_per_request_deadline_factors_match_the_reference(scenario_toml):
         scenario.sim_config(), scenario.sim_params(), arrival_s, tasks, actions
     )
     assert expected.outcome.tolist() != unscaled.outcome.tolist()  # the factors matter here
+
+
+def test_the_knob_changes_mid_run_in_serve_as_in_the_simulator(scenario_toml):
+    # A policy that reads only the knob (docs/knob.md): model 1 when told P > 1, else model 0.
+    # The first 100 requests are told 0 and the last 100 are told 3 (per-request knob, as a
+    # workload's knob_schedule sets it); the jitted router step reads it per decision.
+    import jax.numpy as jnp
+
+    from jaxserve.sim.base import knob_value
+
+    scenario = get_scenario(scenario_toml)
+    env = ServingEnv(scenario.sim_config())
+    policy = lambda key, obs, state, params: (knob_value(state, params) > 1).astype(jnp.int32)
+    rng = np.random.default_rng(2)
+    tasks = rng.integers(0, 2, 200)
+    arrivals = fixed_arrivals(np.cumsum(rng.exponential(1 / 100.0, 200)), tasks)
+    arrivals = arrivals.replace(knob=jnp.asarray(np.repeat([0.0, 3.0], 100), jnp.float32))
+    arrival_s = np.cumsum(np.asarray(arrivals.gap_s, np.float64))
+    key_run = jax.random.key(4)
+    router = Router(policy, env, scenario.sim_params(), arrivals, key_run)
+    served = run_virtual(
+        _engine(scenario), router, arrival_s, tasks, _task_set(scenario), threading.Event()
+    )
+    ledger = report.ledger_from_requests(served, 200)
+    np.testing.assert_array_equal(ledger["action"], np.repeat([0, 1], 100))
+    predicted = report.predict(scenario, policy, arrivals, key_run, 0.1)
+    np.testing.assert_allclose(predicted["routing_fraction"][:2], [0.5, 0.5])
