@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from test_queueing import MD1_CONFIG, MD1_PARAMS, SERVICE_S, pollaczek_khinchine_sojourn_s
 
+from jaxserve.evaluation.grid import make_switch_policy
 from jaxserve.policies.baselines import make_policy
 from jaxserve.sim.compile import sim_jit
 from jaxserve.sim.counter_env import CounterEnv, lane_rollout, lane_rollouts, make_env
@@ -161,25 +162,30 @@ def test_totals_match_reference(index):
         )
 
 
-@pytest.mark.parametrize("name", ["static:2", "greedy", "random", "round-robin", "lp"])
-def test_lane_rollout_matches_per_decision_rollout(name):
-    """Decoupled lanes give exactly what `ServingEnv`'s per-decision rollout gives."""
+LANE_POLICIES = ["static:2", "greedy", "random", "round-robin", "lp"]
+
+
+def test_lane_rollout_matches_per_decision_rollout():
+    """Decoupled lanes give exactly what `ServingEnv`'s per-decision rollout gives, for every
+    policy kind (one compiled program per simulator: the policy is a lane argument)."""
     scenario = get_scenario("opt-a100x4")
     config = dataclasses.replace(scenario.sim_config(), emit_records=False)
     params = scenario.sim_params()
     wparams, generate = make_workload(WorkloadSpec(kind="poisson"), scenario.num_tasks, 300)
-    rates = jnp.asarray([60.0, 200.0, 400.0, 900.0] * 2)
+    rates = jnp.tile(jnp.asarray([60.0, 200.0, 400.0, 900.0] * 2), len(LANE_POLICIES))
+    index = jnp.repeat(jnp.arange(len(LANE_POLICIES)), 8)
 
     def run(env, rollout):
-        policy = make_policy(name, env, scenario)
+        switch = make_switch_policy([make_policy(n, env, scenario) for n in LANE_POLICIES])
 
-        def one(key, rate):
+        def one(key, rate, policy_index):
             key_workload, key_run = jax.random.split(key)
             arrivals = generate(key_workload, wparams.replace(rate=rate))
+            policy = lambda *a: switch(policy_index, *a)
             return rollout(env, policy, key_run, params, arrivals)
 
         keys = jax.random.split(jax.random.key(5), rates.shape[0])
-        return jax.tree.map(np.asarray, sim_jit(jax.vmap(one))(keys, rates))
+        return jax.tree.map(np.asarray, sim_jit(jax.vmap(one))(keys, rates, index))
 
     ring = run(CounterEnv(config), lane_rollout)
     full = run(ServingEnv(config), counter_rollout)
@@ -187,6 +193,9 @@ def test_lane_rollout_matches_per_decision_rollout(name):
     np.testing.assert_array_equal(ring.num_routed, full.num_routed)
     np.testing.assert_allclose(ring.sum_utility, full.sum_utility, rtol=1e-5, atol=1e-3)
     assert np.all(ring.num_arrived == 300)
+    routed = full.num_routed.reshape(len(LANE_POLICIES), 8, -1).sum(axis=1)
+    assert routed[0, 2] == 8 * 300 and routed[0, :2].sum() == 0  # static:2 lanes ran static:2
+    assert len({tuple(r) for r in routed}) == len(LANE_POLICIES)  # each group its own policy
 
 
 def test_lane_rollouts_equal_vmapped_lane_rollout():
