@@ -80,7 +80,7 @@ class Config:
     seeds: int = 8  # evaluation episodes per policy and setting
     synthetic_requests: int = 60_000  # per episode, the paper-like workload
     peaks: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)  # peak rate / OPT-6.7B x4 capacity
-    peak_requests: int = 25_000  # per episode, the unpredictable family
+    peak_horizon_s: float = 120.0  # unpredictable family: episode length (~4 segments)
     maf_minutes: int = 30  # MAF window: one pass per episode
     msr_peaks: tuple[float, ...] = tuple(np.geomspace(0.25, 32, 22).tolist())
     msr_requests: int = 20_000
@@ -92,7 +92,7 @@ SMOKE = Config(
     seeds=2,
     synthetic_requests=2000,
     peaks=(2.0,),
-    peak_requests=1000,
+    peak_horizon_s=10.0,
     maf_minutes=3,
     msr_peaks=(0.5, 2.0),
     msr_requests=500,
@@ -102,7 +102,7 @@ SMOKE = Config(
 QUICK = Config(
     seeds=4,
     synthetic_requests=25_000,
-    peak_requests=10_000,
+    peak_horizon_s=60.0,
     maf_minutes=15,
     msr_peaks=tuple(np.geomspace(0.25, 32, 15).tolist()),
     msr_requests=8000,
@@ -186,7 +186,11 @@ def _family_spec(family: str, peak_rate: float, counts) -> WorkloadSpec:
 
 
 def _family_requests(config: Config, family: str, spec: WorkloadSpec) -> int:
-    return config.peak_requests if family == "synthetic" else maf_pass_requests(spec)
+    """Requests per episode: the same expected horizon at every peak (the unpredictable
+    family's `peak_horizon_s`; one pass over the MAF window)."""
+    if family == "synthetic":
+        return round(config.peak_horizon_s * mean_rate(spec))
+    return maf_pass_requests(spec)
 
 
 def _max_sustainable(config: Config, scenario, rows: dict, spec) -> dict:
@@ -252,6 +256,7 @@ def compute(config: Config, run: Run) -> dict:
         "train_cost": cost,
         "synthetic": {**main, "spec": dataclasses.asdict(spec)},
         "maf_counts": counts.tolist(),
+        "peak_horizon_s": config.peak_horizon_s,
         "peaks": peaks,
         "msr": msr,
     }
@@ -508,17 +513,22 @@ def write_up(data: dict, figures: list[str]) -> dict:
         )
     md += [
         "",
-        f"Across the peak-to-capacity axis ({len(syn['realised_peak'])} episodes per setting; "
-        "the unpredictable family draws new segments per episode, so its realised peak "
-        "varies below the stated one; the MAF-derived schedule is the same in every episode, "
-        "only its Poisson arrivals differ):",
+        f"Across the peak-to-capacity axis ({len(syn['realised_peak'])} episodes per setting, "
+        f"each about {data['peak_horizon_s']:g} s long for the unpredictable family and one "
+        f"pass over the {len(data['maf_counts'])}-minute MAF window "
+        f"({len(data['maf_counts']) * MAF_BIN_S:g} s) at every peak; the unpredictable family "
+        "draws new segments per episode, so its realised peak varies below the stated one; "
+        "the MAF-derived schedule is the same in every episode, only its Poisson arrivals "
+        "differ):",
         "",
         f"![exp 2 peaks]({figures[1]})",
         "",
         _peaks_table(data),
         "",
         "Max sustainable peak (highest peak on a geometric grid at which availability >= "
-        "0.99, as a multiple of C; in brackets the mean offered rate there, req/s; the "
+        f"0.99, as a multiple of C; {data['msr']['synthetic']['num_requests']:,} requests per "
+        "episode at every peak, so higher peaks are shorter episodes; in brackets the mean "
+        "offered rate there, req/s; the "
         "ratio's interval is its range over training seeds x episodes widened by the grid's "
         "resolution):",
         "",
