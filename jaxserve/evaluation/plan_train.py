@@ -144,28 +144,32 @@ def restrict_to_placement(params, sim_config, placement: Placement):
 
 def time_training(
     zoo: Scenario, placements: list[Placement], dqn: DQNConfig, rates: np.ndarray, seed: int = 0
-) -> dict:
-    """Wall seconds, compilation included, of the routers of `placements` trained as one
-    population and one by one (`evaluation.train` on each placement's scenario, as the
-    planner did before; docs/planner.md, "Measured")."""
+) -> tuple[dict, list, list]:
+    """The routers of `placements` trained as one population and one by one
+    (`evaluation.train` on each placement's scenario, as the planner did before).
+
+    Returns (wall seconds of each, compilation included; the population's routers; the
+    one-by-one routers' policies), for docs/planner.md, "Measured".
+    """
     from jaxserve.evaluation.train import TrainConfig, train
 
-    _, population_s = train_placement_routers(zoo, placements, dqn, rates, seed)
-    sequential_s = []
+    routers, population_s = train_placement_routers(zoo, placements, dqn, rates, seed)
+    sequential_s, policies = [], []
     for placement in placements:
         scenario = placement_scenario(zoo, placement)
         config = TrainConfig(
             scenario=scenario, dqn=training_config(dqn, scenario, rates), seed=seed
         )
         start = time.perf_counter()
-        train(config)
+        policies.append(train(config).policy(0))
         sequential_s.append(time.perf_counter() - start)
-    return {
+    timings = {
         "placements": [p.key for p in placements],
         "population_s": population_s,
         "sequential_s": sequential_s,
         "sequential_total_s": float(sum(sequential_s)),
     }
+    return timings, routers, policies
 
 
 def save_placement_router(router: PlacementRouter, seed: int, out_dir: str | Path) -> None:
