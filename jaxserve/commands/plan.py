@@ -72,7 +72,14 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
         "--max-simulated", type=positive_int, default=8, help="placements simulated at most"
     )
     p.add_argument(
-        "--train-top", type=int, default=1, help="train a learned router for the best K (0: none)"
+        "--train-top",
+        type=int,
+        default=None,
+        help="learned routers for the best K simulated placements, trained together in one "
+        "population (default: all simulated; 0: none)",
+    )
+    p.add_argument(
+        "--train-seeds", type=positive_int, default=1, help="seeds per placement's router"
     )
     p.add_argument(
         "--train-steps", type=positive_int, default=300_000, help="env steps per trained router"
@@ -127,6 +134,7 @@ def plan_config(args):
         seeds=args.seeds,
         max_simulated=args.max_simulated,
         train_top=args.train_top,
+        train_seeds=args.train_seeds,
         dqn=dataclasses.replace(PLAN_DQN, total_env_steps=args.train_steps),
         seed=args.seed,
         min_performance=args.min_performance,

@@ -116,7 +116,7 @@ def placement_scenario(zoo: Scenario, placement: Placement) -> Scenario:
     times the new replica count; quality, latency, deadlines and rules unchanged.
     """
     keep = [k for k, r in enumerate(placement.replicas) if r > 0]
-    per_replica = {k: -(-zoo.queue_capacity[k] // zoo.replicas[k]) for k in keep}
+    per_replica = replica_queue_capacity(zoo)
     wait = zoo.max_wait_s
     return dataclasses.replace(
         zoo,
@@ -129,6 +129,11 @@ def placement_scenario(zoo: Scenario, placement: Placement) -> Scenario:
         max_wait_s=tuple(wait[k] for k in keep) if wait else (),
         description=f"{placement.label} ({placement.gpus} GPUs) from zoo {zoo.name}",
     )
+
+
+def replica_queue_capacity(zoo: Scenario) -> tuple[int, ...]:
+    """Queue capacity per replica of each zoo model: ⌈capacity / replicas⌉ (`equal_hardware`)."""
+    return tuple(-(-c // r) for c, r in zip(zoo.queue_capacity, zoo.replicas, strict=True))
 
 
 def parse_placement(text: str, names: Sequence[str], gpus: Sequence[int]) -> Placement:
@@ -163,4 +168,5 @@ __all__ = [
     "model_memory_gb",
     "parse_placement",
     "placement_scenario",
+    "replica_queue_capacity",
 ]

@@ -4,8 +4,9 @@ Enumerate every placement (`placements.py`), rank them by the fluid bound over t
 workload's rates, simulate them in that order under greedy and the RouterWise-style `lp`
 policy (per placement, the fluid LP's routing fractions) until the bound of the next is
 below what a simulated one already reached (the bound is an upper bound, so nothing
-screened out could have won), then train a learned router for the best few survivors and
-simulate it on the same arrivals. docs/planner.md has the decisions.
+screened out could have won), then train learned routers for the survivors, all of them
+in one population over placements (`plan_train.py`), and simulate them on the same
+arrivals. docs/planner.md has the decisions.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from jaxserve.evaluation.placements import (
     gpus_per_replica,
     parse_placement,
     placement_scenario,
+)
+from jaxserve.evaluation.plan_train import (
+    save_placement_router,
+    train_placement_routers,
+    training_config,
 )
 from jaxserve.evaluation.stats import mean_ci
 from jaxserve.evaluation.sweep import resolve_scenario, resolve_workload
@@ -56,7 +62,8 @@ class PlanConfig:
     2x the best model's on-time capacity on all N GPUs). `workload`: its kind (None:
     Poisson). `include`: placements ('1/1/2', replicas per zoo model) always simulated.
     `min_performance`/`min_availability`: also answer the fewest GPUs (≤ `gpus`) that meet
-    both at every rate.
+    both at every rate. `train_top`: learned routers for the best that many simulated
+    placements (None: all of them), `train_seeds` seeds each, in one population.
     """
 
     scenario: str | Scenario = "opt-a100x4"
@@ -72,7 +79,8 @@ class PlanConfig:
     num_requests: int = 4000
     seeds: int = 8
     max_simulated: int = 8
-    train_top: int = 1
+    train_top: int | None = None
+    train_seeds: int = 1
     dqn: DQNConfig = PLAN_DQN
     seed: int = 0
     min_performance: float | None = None
@@ -83,7 +91,9 @@ class PlanConfig:
         _check_int("seeds", self.seeds, 2)
         _check_int("num_requests", self.num_requests, 1)
         _check_int("max_simulated", self.max_simulated, 1)
-        _check_int("train_top", self.train_top, 0)
+        if self.train_top is not None:
+            _check_int("train_top", self.train_top, 0)
+        _check_int("train_seeds", self.train_seeds, 1)
         _check_positive("deadline_scale", self.deadline_scale)
         for r in self.rates or ():
             _check_positive("rates[]", r)
@@ -196,6 +206,7 @@ class PlanResult:
     num_enumerated: int
     wall_s: float
     fewest_gpus: dict | None = None
+    train_wall_s: float | None = None  # the population call training the learned routers
 
     @property
     def chosen(self) -> PlacementResult:
@@ -209,7 +220,7 @@ def plan(
 
     With `out_dir`, trained routers are checkpointed under it and the chosen placement's
     router is copied to `out_dir/router` (a `jaxserve serve`/`evaluate` checkpoint).
-    `on_step(1)` after each simulated placement and each trained router.
+    `on_step(1)` after each simulated placement and each trained router's simulation.
     """
     start = time.perf_counter()
     fewest = find_fewest_gpus(config, on_step) if config.targets else None
@@ -228,9 +239,10 @@ def plan_for(
     setup = _Setup.build(config)
     results = setup.screen_and_simulate(on_step)
     ranked = rank(results)
-    for entry in ranked[: config.train_top]:
-        if entry.runs:
-            setup.add_learned(entry, out_dir, on_step)
+    train_wall_s = None
+    survivors = [entry for entry in ranked[: config.train_top] if entry.runs]
+    if survivors:
+        train_wall_s = setup.add_learned(survivors, out_dir, on_step)
     ranked = rank(results)
     if out_dir is not None and ranked[0].router_dir is not None:
         target = Path(out_dir) / ROUTER_DIR
@@ -239,7 +251,7 @@ def plan_for(
         ranked[0].router_dir = str(target)
     return PlanResult(
         config, setup.zoo, config.gpus, setup.rates, setup.workload, setup.no_screen,
-        ranked, setup.num_enumerated, time.perf_counter() - start,
+        ranked, setup.num_enumerated, time.perf_counter() - start, train_wall_s=train_wall_s,
     )  # fmt: skip
 
 
@@ -368,34 +380,24 @@ class _Setup:
         avail = np.asarray(sweep["availability"])[:, :, 0, 0]
         return {n: PolicyRuns(perf[i], avail[i]) for i, n in enumerate(names)}
 
-    def add_learned(self, entry: PlacementResult, out_dir, on_step: Callable) -> None:
-        """Train a router for the placement on the plan's rate range; simulate it."""
-        from jaxserve.evaluation.train import TrainConfig, train
+    def add_learned(self, entries: list[PlacementResult], out_dir, on_step: Callable) -> float:
+        """Train routers for `entries`' placements in one population; simulate each.
 
-        scenario = placement_scenario(self.zoo, entry.placement)
-        router_dir = None
-        if out_dir is not None:
-            router_dir = Path(out_dir) / "routers" / entry.placement.key.replace("/", "-")
-            shutil.rmtree(router_dir, ignore_errors=True)
-        dqn = training_config(self.config.dqn, scenario, self.rates)
-        trained = train(
-            TrainConfig(scenario=scenario, dqn=dqn, seed=self.config.seed),
-            router_dir,
-            keep_state=False,
-        )
-        entry.runs |= self.simulate(entry.placement, [LEARNED], [trained.policy(0)])
-        entry.router_dir = None if router_dir is None else str(router_dir)
-        on_step(1)
-
-
-def training_config(dqn: DQNConfig, scenario: Scenario, rates: np.ndarray) -> DQNConfig:
-    """`dqn` with its training rates spanning the plan's (half the lowest to 1.5x the highest)."""
-    scale = reference_capacity(scenario)
-    return dataclasses.replace(
-        dqn,
-        min_rate_factor=float(rates.min()) / scale / 2,
-        max_rate_factor=float(rates.max()) / scale * 1.5,
-    )
+        Returns the wall seconds of the population call (docs/planner.md, "Measured").
+        """
+        routers, wall_s = train_placement_routers(
+            self.zoo, [e.placement for e in entries], self.config.dqn, self.rates,
+            self.config.seed, self.config.train_seeds,
+        )  # fmt: skip
+        for entry, router in zip(entries, routers, strict=True):
+            entry.runs |= self.simulate(entry.placement, [LEARNED], [router.policy()])
+            if out_dir is not None:
+                router_dir = Path(out_dir) / "routers" / entry.placement.key.replace("/", "-")
+                shutil.rmtree(router_dir, ignore_errors=True)
+                save_placement_router(router, self.config.seed, router_dir)
+                entry.router_dir = str(router_dir)
+            on_step(1)
+        return wall_s
 
 
 def select_models(zoo: Scenario, models: Sequence[str] | None) -> Scenario:
@@ -461,4 +463,5 @@ __all__ = [
     "plan",
     "plan_for",
     "rank",
+    "training_config",
 ]

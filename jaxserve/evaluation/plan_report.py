@@ -54,6 +54,7 @@ def plan_json(result: PlanResult) -> dict:
         },
         "fewest_gpus": result.fewest_gpus,
         "wall_s": result.wall_s,
+        "train_wall_s": result.train_wall_s,
         "placements": [placement_json(p) for p in result.placements],
     }
 
@@ -94,7 +95,9 @@ def format_plan(result: PlanResult, top: int = 12) -> str:
     lines.append(_choice_line(data))
     if data["fewest_gpus"] is not None:
         lines.append(_fewest_line(data["fewest_gpus"], result))
-    lines.append(f"(plan took {result.wall_s:.1f} s)")
+    trained = result.train_wall_s
+    note = "" if trained is None else f"; learned routers: one population call, {trained:.1f} s"
+    lines.append(f"(plan took {result.wall_s:.1f} s{note})")
     return "\n".join(lines)
 
 

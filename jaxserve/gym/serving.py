@@ -22,6 +22,7 @@ from flax import struct
 
 from jaxserve.gym import spaces
 from jaxserve.gym.environment import Environment
+from jaxserve.sim.base import active_capacity, serving_scale
 from jaxserve.sim.env import ServingEnv
 from jaxserve.sim.types import Arrivals, SimParams
 from jaxserve.sim.types import EnvState as SimState
@@ -97,7 +98,7 @@ class ServingGymEnv(Environment):
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
         """Bounds of each observation entry (layout in docs/simulator.md)."""
-        low, high = observation_bounds(self.sim)
+        low, high = observation_bounds(self.sim, None if params is None else params.sim)
         return self._spaces.Box(low, high, (self.sim.obs_size,), jnp.float32)
 
     def redraw_episodes(self, key: jax.Array, params: EnvParams) -> EnvParams:
@@ -139,15 +140,21 @@ def draw_episodes(
     return jax.vmap(generate, in_axes=(0, None))(keys, workload_params)
 
 
-def observation_bounds(sim: ServingEnv) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bound of every observation entry, float32 (inf where unbounded)."""
+def observation_bounds(
+    sim: ServingEnv, sim_params: SimParams | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bound of every observation entry, float32 (inf where unbounded).
+
+    With `sim_params`, at its active replicas and queue capacities (else the config's).
+    """
     cfg = sim.config
-    scale = np.asarray(cfg.max_batch, np.float32) * np.asarray(cfg.replicas, np.float32)
-    queued = np.asarray(cfg.queue_capacity, np.float32) / scale  # a full queue
+    scale = np.asarray(serving_scale(cfg, sim_params), np.float32)
+    capacity = np.asarray(active_capacity(cfg, sim_params), np.float32)
+    queued = capacity / scale  # a full queue
     one_hot = np.ones(cfg.num_tasks, np.float32)
     unbounded = np.full(cfg.num_models, np.inf, np.float32)  # wait / deadline
     if cfg.obs_mode == "paper":
-        in_system = (np.asarray(cfg.queue_capacity, np.float32) + scale) / scale
+        in_system = (capacity + scale) / scale
         parts = [one_hot, in_system]
     else:
         parts = [one_hot, queued, np.ones(cfg.num_models, np.float32), unbounded]

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
-from jaxserve.sim.base import EnvBase
+from jaxserve.sim.base import EnvBase, active_replicas
 from jaxserve.sim.types import SimParams
 
 BASELINE_NAMES = ("static:K", "random", "round-robin", "jsq", "greedy", "lp")
@@ -31,7 +31,10 @@ def predicted_completion_s(env: EnvBase, state, params: SimParams) -> jax.Array:
     max_batch = jnp.asarray(cfg.max_batch)
     # queue_len // per_round without a vector integer division (scalarised on x86): the
     # float quotient of q + 1/2 is at least 1/(2 per_round) away from an integer.
-    per_round = np.asarray(cfg.max_batch) * np.asarray(cfg.replicas)
+    # A model without active replicas has an infinite wait_s (greedy never picks it).
+    replicas = active_replicas(cfg, params)
+    xp = np if isinstance(replicas, np.ndarray) else jnp
+    per_round = np.asarray(cfg.max_batch) * xp.maximum(replicas, 1)
     rounds = jnp.floor((view.queue_len + 0.5) * (1.0 / per_round)).astype(jnp.int32)
     at_size = lambda b: params.latency_s[jnp.arange(cfg.num_models), b - 1]  # (K,)
     own = jnp.minimum(view.queue_len - rounds * per_round + 1, max_batch)

@@ -40,6 +40,10 @@ class LearnerState:
     num_updates: jax.Array  # () int32 gradient steps applied
     num_env_steps: jax.Array  # () int32 env transitions collected (all envs)
     num_chunks_done: jax.Array  # () int32
+    # The member's own scenario params (e.g. a placement's active replicas) for its episodes
+    # and evaluations; None = the adapter's. None adds no leaf: ordinary checkpoints are
+    # unchanged.
+    env_params: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +52,9 @@ class Learner:
 
     config: DQNConfig
     network: QNetwork
-    init: Callable  # (key, hparams) -> LearnerState
+    init: Callable  # (key, hparams, env_params=None) -> LearnerState
     run_chunk: Callable  # (LearnerState) -> (LearnerState, metrics)
-    train: Callable  # (key, hparams) -> (LearnerState, metrics per chunk)
+    train: Callable  # (key, hparams, env_params=None) -> (LearnerState, metrics per chunk)
 
 
 def make_optimizer(hp: HParams) -> optax.GradientTransformation:
@@ -131,6 +135,13 @@ def update_target(state: LearnerState, due: jax.Array) -> LearnerState:
     return state.replace(target_params=target)
 
 
+def with_env_params(fn: Callable, state: LearnerState) -> Callable:
+    """An adapter's `reset`/`evaluate` run with the member's own env params, if it has any."""
+    if state.env_params is None:  # probes and ordinary runs: the adapter's own
+        return fn
+    return lambda *args: fn(*args, params=state.env_params)
+
+
 def make_learner(adapter, config: DQNConfig) -> Learner:
     """The learner's init / run_chunk / train for an adapter (envs.py, probes.py)."""
     network = make_q_network(adapter.num_actions, config.hidden)
@@ -138,7 +149,7 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
     if config.buffer_size < num_envs * window:
         raise ValueError(f"buffer_size {config.buffer_size} < num_envs x credit_window")
 
-    def init(key, hparams: HParams | None = None) -> LearnerState:
+    def init(key, hparams: HParams | None = None, env_params=None) -> LearnerState:
         hp = as_arrays(hparams if hparams is not None else default_hparams())
         key, key_params = jax.random.split(key)
         params = init_params(network, key_params, adapter.obs_size)
@@ -152,6 +163,7 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
             num_updates=jnp.int32(0),
             num_env_steps=jnp.int32(0),
             num_chunks_done=jnp.int32(0),
+            env_params=env_params,
         )
 
     def learn_step(state: LearnerState, _):
@@ -202,7 +214,9 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
     def run_episode(state: LearnerState, _):
         """Reset every env, run one aligned episode, flush pending credit into replay."""
         key, key_reset = jax.random.split(state.key)
-        obs, env_states = jax.vmap(adapter.reset)(jax.random.split(key_reset, num_envs))
+        obs, env_states = jax.vmap(with_env_params(adapter.reset, state))(
+            jax.random.split(key_reset, num_envs)
+        )
         pending = jax.vmap(lambda _: credit.pending_init(window, adapter.obs_size))(
             jnp.arange(num_envs)
         )
@@ -231,7 +245,7 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
         state, episodes = jax.lax.scan(run_episode, state, None, length=config.episodes_per_chunk)
         key, key_eval = jax.random.split(state.key)
         q_fn = lambda obs: network.apply(state.params, obs)
-        evaluation = adapter.evaluate(key_eval, q_fn)
+        evaluation = with_env_params(adapter.evaluate, state)(key_eval, q_fn)
         state = state.replace(key=key, num_chunks_done=state.num_chunks_done + 1)
         return state, {
             **episodes,
@@ -240,9 +254,9 @@ def make_learner(adapter, config: DQNConfig) -> Learner:
             "num_updates": state.num_updates,
         }
 
-    def train(key, hparams: HParams | None = None):
+    def train(key, hparams: HParams | None = None, env_params=None):
         """The whole run in one scan: (final state, metrics stacked over chunks)."""
-        state = init(key, hparams)
+        state = init(key, hparams, env_params)
         return jax.lax.scan(lambda s, _: run_chunk(s), state, None, length=config.num_chunks)
 
     return Learner(config=config, network=network, init=init, run_chunk=run_chunk, train=train)

@@ -6,7 +6,10 @@ The learner needs, per environment: `reset(key) -> (obs, env_state)` (a new epis
 step (docs/spec.md §3.7), `episode_metrics(env_state) -> dict` and `evaluate(key, q_fn) -> dict`.
 `ServingAdapter` wraps the simulator and the training workload; its env state is an
 `AdapterState`: the simulator's state and the episode's own `SimParams` (a knob router's
-episodes each have their own miss penalty, docs/knob.md). Probes live in probes.py.
+episodes each have their own miss penalty, docs/knob.md). `reset` and `evaluate` also take
+the params to start from (default: the scenario's), so members of one population can train
+on different placements of a zoo (active replicas in `SimParams`, docs/planner.md). Probes
+live in probes.py.
 """
 
 from __future__ import annotations
@@ -91,8 +94,11 @@ class ServingAdapter:
             WorkloadSpec(kind="poisson"), scenario.num_tasks, config.eval_length
         )
 
-    def reset(self, key: jax.Array):
-        """A new training episode: (per-episode rate,) arrivals, empty system."""
+    def reset(self, key: jax.Array, params: SimParams | None = None):
+        """A new training episode: (per-episode rate,) arrivals, empty system.
+
+        `params`: the scenario params to run it with (default: the adapter's).
+        """
         key_rate, key_arrivals, key_deadline, key_reset = jax.random.split(key, 4)
         wparams = self.wparams
         if self.config.train_workload == "loguniform":
@@ -106,17 +112,18 @@ class ServingAdapter:
         arrivals = self.generate(key_arrivals, wparams)
         if self.observe_deadline:
             arrivals = arrivals.replace(deadline_scale=self._deadline_scale(key_deadline))
-        params = self._episode_params(jax.random.fold_in(key_rate, 2))
+        base = self.params if params is None else params
+        params = self._episode_params(jax.random.fold_in(key_rate, 2), base)
         obs, state = self.env.reset(key_reset, params, arrivals)
         return obs, AdapterState(sim=state, params=params)
 
-    def _episode_params(self, key: jax.Array) -> SimParams:
-        """The scenario's params; a knob router's episode draws its own miss penalty."""
+    def _episode_params(self, key: jax.Array, params: SimParams) -> SimParams:
+        """`params`; a knob router's episode draws its own miss penalty."""
         if not self.knob_range:
-            return self.params
+            return params
         low, high = np.log1p(np.asarray(self.knob_range, np.float32))
         penalty = jnp.expm1(jax.random.uniform(key, minval=low, maxval=high))
-        return self.params.replace(miss_penalty=penalty.astype(jnp.float32))
+        return params.replace(miss_penalty=penalty.astype(jnp.float32))
 
     def _deadline_scale(self, key: jax.Array) -> jax.Array:
         """(episode_length,) factors: one uniform draw from deadline_factors per block."""
@@ -148,8 +155,12 @@ class ServingAdapter:
         hard = self.env.config.deadline_kind == "hard"
         return counter_metrics(counters, params.miss_penalty, hard)
 
-    def evaluate(self, key: jax.Array, q_fn) -> dict:
-        """Greedy (argmax Q) policy on Poisson at each eval rate: normalised performance."""
+    def evaluate(self, key: jax.Array, q_fn, params: SimParams | None = None) -> dict:
+        """Greedy (argmax Q) policy on Poisson at each eval rate: normalised performance.
+
+        `params`: the scenario params to evaluate on (default: the adapter's).
+        """
+        params = self.params if params is None else params
         policy = lambda key, obs, state, params: jnp.argmax(q_fn(obs)).astype(jnp.int32)
         num_rates, num_episodes = len(self.eval_rates), self.config.eval_episodes
         rates = jnp.repeat(jnp.asarray(self.eval_rates), num_episodes)
@@ -158,8 +169,8 @@ class ServingAdapter:
         def one(key, rate):
             key_workload, key_run = jax.random.split(key)
             arrivals = self.eval_generate(key_workload, self.eval_wparams.replace(rate=rate))
-            counters = counter_rollout(self.eval_env, policy, key_run, self.params, arrivals)
-            return self._metrics(counters, self.params)["normalized_performance"]
+            counters = counter_rollout(self.eval_env, policy, key_run, params, arrivals)
+            return self._metrics(counters, params)["normalized_performance"]
 
         perf = jax.vmap(one)(keys, rates).reshape(num_rates, num_episodes).mean(axis=1)
         return {"eval_normalized_performance": perf, "eval_mean": perf.mean()}

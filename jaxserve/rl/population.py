@@ -57,7 +57,11 @@ def broadcast_hparams(hparams: HParams | list[HParams], size: int) -> HParams:
 
 
 def make_population_fns(learner: Learner, size: int):
-    """(init(keys, hparams) -> states, run_chunk(states) -> (states, metrics)), jitted + sharded."""
+    """(init(keys, hparams, env_params=None) -> states, run_chunk(states) -> (states, metrics)).
+
+    Jitted and sharded. `env_params`: per-member scenario params (leaves (M, ...)), e.g. one
+    placement each; None = the adapter's for every member.
+    """
     mesh = population_mesh(size)
     run_chunk = jax.jit(jax.vmap(learner.run_chunk), donate_argnums=0)
     # Members' states laid out as run_chunk returns them: otherwise XLA replicates init's
@@ -66,17 +70,22 @@ def make_population_fns(learner: Learner, size: int):
         jax.vmap(learner.init), out_shardings=NamedSharding(mesh, PartitionSpec(POP_AXIS))
     )
 
-    def init(keys, hparams):
-        return vinit(shard_population(keys, mesh), shard_population(hparams, mesh))
+    def init(keys, hparams, env_params=None):
+        shard = lambda tree: shard_population(tree, mesh)
+        return vinit(shard(keys), shard(hparams), shard(env_params))
 
     return init, run_chunk, mesh
 
 
-def train_population(learner: Learner, keys: jax.Array, hparams: HParams):
-    """Whole runs of every member in one call: `jit(vmap(train))`, sharded (tests, benches)."""
+def train_population(learner: Learner, keys: jax.Array, hparams: HParams, env_params=None):
+    """Whole runs of every member in one call: `jit(vmap(train))`, sharded (tests, benches).
+
+    `env_params`: per-member scenario params (leaves (M, ...)) or None (the adapter's).
+    """
     mesh = population_mesh(keys.shape[0])
+    shard = lambda tree: shard_population(tree, mesh)
     train = jax.jit(jax.vmap(learner.train))
-    return train(shard_population(keys, mesh), shard_population(hparams, mesh))
+    return train(shard(keys), shard(hparams), shard(env_params))
 
 
 def select_members(tree, indices, mesh: Mesh):

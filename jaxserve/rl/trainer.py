@@ -121,6 +121,7 @@ def _check_resumable(meta: dict, expected: dict, out_dir: Path) -> None:
         "population_size",
         "obs_size",
         "network",
+        "member_replicas",
     ):
         if meta.get(field) != expected.get(field):
             raise InputError(
@@ -150,6 +151,7 @@ def run_training(
     keep_state: bool = True,
     extra_metadata: dict | None = None,
     on_chunk: Callable[[list[dict]], None] | None = None,
+    env_params=None,
 ) -> dict:
     """Train `population` routers (resuming from `out_dir` if it holds this run); summary dict.
 
@@ -157,7 +159,9 @@ def run_training(
     state). `stop_after_chunks` stops early after that many chunks in this call (for tests:
     an interruption). `keep_state=False` drops the resume state once training has finished.
     `on_chunk(lines)` is called after each chunk (and its checkpoint) with the chunk's
-    metrics, one dict per member as in metrics.jsonl.
+    metrics, one dict per member as in metrics.jsonl. `env_params`: per-member scenario
+    params (`SimParams`, leaves (population, ...)), e.g. one placement of the scenario's
+    padded replicas each (docs/planner.md); None = the scenario's for every member.
     """
     return train_routers(
         scenario,
@@ -172,6 +176,7 @@ def run_training(
         keep_state,
         extra_metadata,
         on_chunk,
+        env_params,
     )[0]
 
 
@@ -188,11 +193,12 @@ def train_routers(
     keep_state: bool = True,
     extra_metadata: dict | None = None,
     on_chunk: Callable[[list[dict]], None] | None = None,
+    env_params=None,
 ):
     """`run_training`, returning (summary, final stacked `LearnerState`)."""
     adapter, learner, (init, run_chunk, mesh) = compiled_population(scenario, config, population)
     hp = broadcast_hparams(hparams if hparams is not None else HParams(), population)
-    states = init(member_keys(seed, population), hp)
+    states = init(member_keys(seed, population), hp, env_params)
     if finetune_from is not None:
         states = with_finetune_params(states, finetune_from, scenario, config, mesh)
     if out_dir is None:
@@ -201,6 +207,7 @@ def train_routers(
     out_dir = Path(out_dir)
     extra = {
         "finetuned_from": str(finetune_from) if finetune_from else None,
+        **member_params_metadata(env_params),
         **(extra_metadata or {}),
     }
     meta = router_metadata(scenario, config, adapter, hp, seed, population, extra)
@@ -220,6 +227,14 @@ def train_routers(
     loop = _ChunkLoop(run_chunk, config, population, progress, stop_after_chunks, on_chunk)
     summary, states = loop.run(states, chunks_done, saver)
     return {"out_dir": str(out_dir), **summary}, states
+
+
+def member_params_metadata(env_params) -> dict:
+    """Checkpoint metadata of per-member env params: each member's active replicas."""
+    if env_params is None:
+        return {}  # ordinary runs: the metadata (and resume checks) of earlier versions
+    replicas = env_params.replicas
+    return {"member_replicas": None if replicas is None else np.asarray(replicas).tolist()}
 
 
 def with_finetune_params(states, path: str | Path, scenario: Scenario, config: DQNConfig, mesh):
@@ -257,9 +272,15 @@ def _save_chunk(out_dir, meta, total, keep_state, chunks_done, lines, states) ->
         _append_jsonl(out_dir / METRICS_FILE, lines)
     finished = chunks_done == total
     eval_mean = [x["eval_mean"] for x in lines]
-    trees = {"policy": _policy_tree(states)}
-    if keep_state or not finished:
-        trees["state"] = states
+    state = states if keep_state or not finished else None
+    write_router(out_dir, meta, _policy_tree(states), chunks_done, total, eval_mean, state)
+
+
+def write_router(out_dir, meta, policy, chunks_done, total, eval_mean, state=None) -> None:
+    """A router checkpoint: Q-network params stacked over members (+ resume state) and meta."""
+    trees = {"policy": policy}
+    if state is not None:
+        trees["state"] = state
     checkpoint.save_checkpoint(
         out_dir,
         chunks_done,
@@ -269,8 +290,8 @@ def _save_chunk(out_dir, meta, total, keep_state, chunks_done, lines, states) ->
             "chunks_done": chunks_done,
             "num_chunks": total,
             "best_member": int(np.argmax(eval_mean)),
-            "eval_mean": eval_mean,
-            "finished": finished,
+            "eval_mean": list(eval_mean),
+            "finished": chunks_done == total,
         },
     )
 
@@ -337,4 +358,12 @@ def final_state(out_dir: str | Path, scenario: Scenario, config: DQNConfig, popu
     return checkpoint.restore_tree(out_dir, "state", template)
 
 
-__all__ = ["chunk_lines", "compiled_population", "final_state", "run_training", "train_routers"]
+__all__ = [
+    "chunk_lines",
+    "compiled_population",
+    "final_state",
+    "router_metadata",
+    "run_training",
+    "train_routers",
+    "write_router",
+]

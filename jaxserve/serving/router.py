@@ -68,7 +68,7 @@ class Router:
         def decide(key_data, engine, params):
             key, _ = jax.random.split(jax.random.wrap_key_data(key_data))  # as the rollout
             key_policy, _ = jax.random.split(jax.random.fold_in(key, engine["step"]))
-            view = make_queue_view(cfg, **engine)
+            view = make_queue_view(cfg, **engine, replicas=params.replicas)
             return policy(key_policy, env.observe(view, params), view, params)
 
         self._decide = jax.jit(decide)

@@ -16,13 +16,11 @@ from jaxserve.sim.types import Counters, QueueView, SimConfig, SimParams
 
 
 class EnvBase:
-    """Config, static masks, hashing, `queue_view` and `observe` of a JAX simulator."""
+    """Config, static arrays, hashing, `queue_view` and `observe` of a JAX simulator."""
 
     def __init__(self, config: SimConfig):
         self.config = config
         self._max_batch = np.asarray(config.max_batch, np.int32)  # (K,)
-        self._capacity = np.asarray(config.queue_capacity, np.int32)  # (K,)
-        self._replica_mask = replica_mask(config)  # (K, R)
         self._sizes = np.arange(1, config.pad_batch + 1, dtype=np.int32)  # (B,) batch sizes
         self._models = np.arange(config.num_models, dtype=np.int32)  # (K,)
 
@@ -42,7 +40,6 @@ class EnvBase:
 
     def queue_view(self, state, params: SimParams) -> QueueView:
         """What a policy may read of `state` (an env state, or a `QueueView`: its own view)."""
-        del params  # part of the signature: a view may one day need them
         if isinstance(state, QueueView):
             return state
         return make_queue_view(
@@ -56,6 +53,7 @@ class EnvBase:
             batch_size=state.batch_size,
             free_s=state.free_s,
             knob=scheduled_knob(state),
+            replicas=None if params is None else params.replicas,
         )
 
     def observe(self, state, params: SimParams) -> jax.Array:
@@ -63,9 +61,45 @@ class EnvBase:
         return observation(self.config, self.queue_view(state, params), params)
 
 
-def replica_mask(config: SimConfig) -> np.ndarray:
-    """(K, R) bool: which padded replica slots are real replicas."""
-    return np.arange(config.pad_replicas)[None, :] < np.asarray(config.replicas)[:, None]
+def active_replicas(config: SimConfig, params: SimParams | None = None):
+    """(K,) replicas serving per model: `params.replicas` when set (traced), else the config's.
+
+    The config's counts are a static numpy array, so a run without active counts compiles
+    exactly as before (masks are constants).
+    """
+    replicas = None if params is None else params.replicas
+    if replicas is None:
+        return np.asarray(config.replicas, np.int32)
+    return jnp.asarray(replicas, jnp.int32)
+
+
+def replica_mask(config: SimConfig, params: SimParams | None = None):
+    """(K, R) bool: which padded replica slots are active replicas."""
+    return _below(config.pad_replicas, active_replicas(config, params))
+
+
+def _below(size: int, counts):
+    """(K, size) bool: slot r < counts[k]; numpy for static counts, jnp for traced ones."""
+    xp = np if isinstance(counts, np.ndarray) else jnp
+    return xp.arange(size)[None, :] < counts[:, None]
+
+
+def active_capacity(config: SimConfig, params: SimParams | None = None):
+    """(K,) queue capacity per model; 0 for a model without active replicas (it rejects)."""
+    if params is None or (params.replicas is None and params.queue_capacity is None):
+        return np.asarray(config.queue_capacity, np.int32)
+    capacity = params.queue_capacity
+    if capacity is None:
+        capacity = np.asarray(config.queue_capacity, np.int32)
+    serving = active_replicas(config, params) > 0
+    return jnp.where(serving, jnp.asarray(capacity, jnp.int32), 0)
+
+
+def serving_scale(config: SimConfig, params: SimParams | None = None):
+    """(K,) max_batch x active replicas (at least 1): the observation's per-model scale."""
+    replicas = active_replicas(config, params)
+    xp = np if isinstance(replicas, np.ndarray) else jnp
+    return (np.asarray(config.max_batch) * xp.maximum(replicas, 1)).astype(np.float32)
 
 
 def make_queue_view(
@@ -80,10 +114,16 @@ def make_queue_view(
     batch_size,
     free_s,
     knob=None,
+    replicas=None,
 ) -> QueueView:
-    """The `QueueView` of a system whose replicas (K, R) serve `batch_size` until `free_s`."""
+    """The `QueueView` of a system whose replicas (K, R) serve `batch_size` until `free_s`.
+
+    `replicas` (K,): the active replicas per model (None: the config's). A model without
+    one has an infinite `wait_s`.
+    """
     busy = batch_size > 0
-    mask = replica_mask(config)
+    counts = np.asarray(config.replicas, np.int32) if replicas is None else replicas
+    mask = _below(config.pad_replicas, counts)
     earliest = jnp.min(jnp.where(mask, jnp.where(busy, free_s, now_s), INF), axis=1)
     return QueueView(
         step=step,
@@ -101,7 +141,9 @@ def make_queue_view(
 def observation(config: SimConfig, view: QueueView, params: SimParams) -> jax.Array:
     """The observation vector of a queue view (`full` or `paper`, docs/simulator.md)."""
     one_hot = jax.nn.one_hot(view.task, config.num_tasks, dtype=jnp.float32)
-    scale = (np.asarray(config.max_batch) * np.asarray(config.replicas)).astype(np.float32)
+    # A product with the reciprocal, as XLA compiles a division by a constant: the same
+    # float32 bits whether the active replicas are the config's (static) or params'.
+    inv_scale = 1.0 / serving_scale(config, params)
     in_service = view.in_service.astype(jnp.float32)
     queued = view.queue_len.astype(jnp.float32)
     rate = (view.rate_est / params.reference_rate)[None]
@@ -110,9 +152,34 @@ def observation(config: SimConfig, view: QueueView, params: SimParams) -> jax.Ar
     if config.observe_knob:
         extra.append(knob_feature(knob_value(view, params))[None])
     if config.obs_mode == "paper":
-        return jnp.concatenate([one_hot, (queued + in_service) / scale, rate, *extra])
+        return jnp.concatenate([one_hot, (queued + in_service) * inv_scale, rate, *extra])
     wait = view.wait_s / (params.deadline_s[view.task] * factor)
-    return jnp.concatenate([one_hot, queued / scale, in_service / scale, wait, rate, *extra])
+    if params.replicas is not None:  # a model without replicas waits forever: observed as 0
+        wait = jnp.where(params.replicas > 0, wait, 0.0)
+    return jnp.concatenate(
+        [one_hot, queued * inv_scale, in_service * inv_scale, wait, rate, *extra]
+    )
+
+
+def observation_index(config: SimConfig, models) -> np.ndarray:
+    """Positions of the observation entries that remain when only `models` are kept.
+
+    The task one-hot, each kept model's features (in `models` order), the rate and the
+    extras: with a model's features always 0 (no active replicas), the observation of the
+    config without it is the full one at these positions (a router restricted to a
+    placement, docs/planner.md).
+    """
+    t, k = config.num_tasks, config.num_models
+    per_model = 3 if config.obs_mode == "full" else 1
+    features = [t + f * k + m for f in range(per_model) for m in models]
+    tail = range(t + per_model * k, config.obs_size)
+    return np.asarray([*range(t), *features, *tail], np.int32)
+
+
+def action_index(config: SimConfig, models) -> np.ndarray:
+    """Actions that remain when only `models` are kept: theirs, then reject if allowed."""
+    reject = [config.num_models] if config.allow_reject else []
+    return np.asarray([*models, *reject], np.int32)
 
 
 def current_task(state) -> jax.Array:

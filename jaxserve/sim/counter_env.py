@@ -31,10 +31,12 @@ import numpy as np
 
 from jaxserve.sim.base import (
     EnvBase,
+    active_capacity,
     current_task,
     deadline_scale,
     empty_counters,
     first_true,
+    replica_mask,
     unit,
 )
 from jaxserve.sim.env import ServingEnv
@@ -172,7 +174,8 @@ class CounterEnv(EnvBase):
         task = current_task(state)
         on_model = (self._models == action) & active  # (K,)
         pick = lambda row: jnp.sum(jnp.where(on_model, row, 0))
-        rejected = active & (~jnp.any(on_model) | (pick(state.queue_len) >= pick(self._capacity)))
+        capacity = active_capacity(cfg, params)
+        rejected = active & (~jnp.any(on_model) | (pick(state.queue_len) >= pick(capacity)))
         admitted = on_model & ~rejected  # (K,)
         tail = (state.head + state.queue_len) % cfg.pad_queue
         slot = admitted[:, None] & (self._ring == tail[:, None])  # (K, Q)
@@ -252,7 +255,7 @@ class CounterEnv(EnvBase):
         A batch starts at max(now, earliest replica completion, ready time), where the
         ready time (max_wait) counts from the oldest waiting request's arrival.
         """
-        free_min = jnp.min(jnp.where(self._replica_mask, loop.free_s, INF), axis=1)
+        free_min = jnp.min(jnp.where(replica_mask(self.config, params), loop.free_s, INF), axis=1)
         start_s = jnp.maximum(state.now_s, free_min)
         if self.config.max_wait:
             oldest = self._ring == loop.head[:, None]  # (K, Q)
@@ -275,7 +278,7 @@ class CounterEnv(EnvBase):
         at = lambda a: jnp.sum(jnp.where(on, a, 0))
         due = jnp.any(on)
         # The batch goes to the replica that became free first (the one start_s waited for).
-        free_s = jnp.where(self._replica_mask, loop.free_s, INF)
+        free_s = jnp.where(replica_mask(cfg, params), loop.free_s, INF)
         free_min = jnp.min(free_s, axis=1, keepdims=True)
         first = jnp.arange(cfg.pad_replicas) == first_true(free_s == free_min)[:, None]  # (K, R)
         t_s, head, queue_len = at(loop.start_s), at(loop.head), at(loop.queue_len)

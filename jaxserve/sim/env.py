@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxserve.sim.base import (
     EnvBase,
+    active_capacity,
     current_task,
     deadline_scale,
     empty_counters,
@@ -123,7 +124,8 @@ class ServingEnv(EventsMixin, EnvBase):
         on_task = jax.nn.one_hot(task, cfg.num_tasks, dtype=jnp.float32)  # (T,)
         on_model = self._models == action  # (K,); all False for the reject action
         pick = lambda row: jnp.sum(jnp.where(on_model, row, 0))
-        rejected = ~jnp.any(on_model) | (pick(state.queue_len) >= pick(self._capacity))
+        capacity = active_capacity(cfg, params)
+        rejected = ~jnp.any(on_model) | (pick(state.queue_len) >= pick(capacity))
         free = (state.slot_replica == FREE) & self._slot_mask  # (K, S)
         slot = (
             on_model[:, None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxserve.sim.base import first_true, unit
+from jaxserve.sim.base import first_true, replica_mask, unit
 from jaxserve.sim.rules import (
     INF,
     add_time,
@@ -110,7 +110,7 @@ class EventsMixin:
         """Per model (K,): next completion time and next possible batch-start time."""
         busy = state.batch_size > 0  # (K, R)
         t_complete = jnp.min(jnp.where(busy, state.free_s, INF), axis=1)
-        any_idle = jnp.any(~busy & self._replica_mask, axis=1)
+        any_idle = jnp.any(~busy & replica_mask(self.config, params), axis=1)
         if self.config.max_wait:
             waiting = state.slot_replica == WAITING
             oldest_s = jnp.min(jnp.where(waiting, state.slot_arrival_s, INF), axis=1)
@@ -241,7 +241,7 @@ class EventsMixin:
                 params.noise_sigma * jax.random.normal(key, (cfg.num_models,))
             )
         done_s, done_lo_s = add_time(*t, base_s)  # (K,)
-        idle = (state.batch_size == 0) & self._replica_mask
+        idle = (state.batch_size == 0) & replica_mask(cfg, params)
         replica = first_true(idle)
         pick = (jnp.arange(cfg.pad_replicas) == replica[:, None]) & (size > 0)[:, None]
         return state.replace(

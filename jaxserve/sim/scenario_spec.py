@@ -205,6 +205,7 @@ class Scenario:
             noise_sigma=to_jnp_tuple(self.noise_sigma),
             reference_rate=to_jnp_tuple(self.reference_rate),
             rate_window_s=to_jnp_tuple(self.rate_window_s),
+            replicas=to_jnp_tuple(self.replicas, np.int32),
         )
 
     def capacity_per_model(self) -> np.ndarray:

@@ -102,6 +102,12 @@ class SimParams:
     noise_sigma: jax.Array  # () log-normal service-time noise parameter
     reference_rate: jax.Array  # () arrivals/s used to normalise the rate estimate
     rate_window_s: jax.Array  # () time constant of the arrival-rate estimate
+    # Active replicas and queue capacity per model, within the config's padded shapes
+    # (docs/simulator.md, "Active replicas"): placements of one zoo then share one compiled
+    # program. None = the config's (static) counts. A model with 0 active replicas serves
+    # nothing: its queue capacity is 0, so a request routed there is rejected.
+    replicas: jax.Array | None = None  # (K,) int32, each <= config.replicas[k]
+    queue_capacity: jax.Array | None = None  # (K,) int32, each <= config.queue_capacity[k]
 
 
 @struct.dataclass
