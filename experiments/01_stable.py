@@ -258,8 +258,8 @@ def discussion(d: dict) -> str:
         + ", ".join(f"{r:.0f}" for r in sorted({r for _, r in worse}))
         + " req/s): at those loads one model on all four GPUs (which one depends on the "
         "load) does better than any routing over the 1/1/2 placement the router is tied to, "
-        "so the placement matters as much as the routing (choosing both together is not "
-        "built yet)."
+        "so the placement matters as much as the routing (`jaxserve plan` chooses both "
+        "together: Exp 13)."
     )
     return (
         f"**Stable load (Exp 1).** Over {d['train_seeds']} training seeds of the shipped "

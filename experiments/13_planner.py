@@ -39,7 +39,7 @@ class Config:
     num_requests: int = 4000
     seeds: int = 8
     max_simulated: int = 8
-    train_top: int = 1
+    train_top: int | None = None  # None: every simulated placement, one population
     steps: int = 600_000
 
 
