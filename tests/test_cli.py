@@ -261,6 +261,7 @@ def test_results_are_printed_when_the_write_fails(tmp_path, capsys, monkeypatch)
     assert json.loads(capsys.readouterr().out) == {"performance": 0.5}
 
 
+@pytest.mark.slow  # keeps the default suite near 10 min on 2 cores; `pytest -m slow`
 def test_evaluate_on_one_workload_with_progress(tmp_path, capsys):
     """The shipped router and every baseline on one Poisson rate; a bar over the 9 runs."""
     out = tmp_path / "eval"

@@ -351,6 +351,7 @@ def _load_example(name: str):
     return module
 
 
+@pytest.mark.slow  # keeps the default suite near 10 min on 2 cores; `pytest -m slow`
 def test_example_dqn_learns_to_beat_random():
     dqn = _load_example("dqn")
     config = dqn.CONFIG

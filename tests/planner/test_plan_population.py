@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from jaxserve.evaluation.placements import parse_placement, placement_scenario
 from jaxserve.evaluation.plan import PlanConfig, plan
@@ -100,6 +101,7 @@ def test_members_respect_their_placements_and_restrict_exactly():
     np.testing.assert_allclose(own.sum_utility, members.sum_utility[0], rtol=1e-6)
 
 
+@pytest.mark.slow  # keeps the default suite near 10 min on 2 cores; `pytest -m slow`
 def test_plan_trains_every_survivor_in_one_population(tmp_path):
     config = PlanConfig(
         scenario=toy_zoo(),
