@@ -16,9 +16,9 @@ from jaxserve.evaluation.grid import run_sweep
 from jaxserve.progress import no_progress
 from jaxserve.rl.config import config_from_json
 from jaxserve.rl.envs import reference_capacity
-from jaxserve.rl.knob import KnobTable, knob_range, scenario_knob
-from jaxserve.rl.networks import make_q_network
-from jaxserve.rl.policy import load_checkpoint_scenario, load_router_params, make_q_policy
+from jaxserve.rl.knob import KnobTable, knob_range
+from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
+from jaxserve.sim.scenarios import with_miss_penalty
 
 CALIBRATION_RATES = 12
 CALIBRATION_KNOBS = 8
@@ -37,10 +37,14 @@ def calibration_rates(meta: dict, scenario, num: int) -> np.ndarray:
 
 
 def knob_policy(path: str | Path, scenario, member=None):
-    """A knob router told the penalty of each run's params (any value: calibration only)."""
-    params, meta = load_router_params(path, scenario, member)
-    network = make_q_network(int(meta["num_actions"]), tuple(meta["network"]["hidden"]))
-    return make_q_policy(network, params, bool(meta.get("observe_deadline")), scenario_knob)
+    """A knob router told the penalty of each run's params (a sweep's knob axis sets them).
+
+    Loaded with the scenario's penalty moved into the trained range, so a checkpoint whose
+    stored scenario has a penalty outside it still loads for calibration.
+    """
+    low, high = knob_range(checkpoint.read_metadata(path))
+    inside = with_miss_penalty(scenario, min(max(scenario.miss_penalty, low), high))
+    return load_learned_policy(path, inside, member)
 
 
 def calibrate_knob(

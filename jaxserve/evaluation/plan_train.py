@@ -30,9 +30,9 @@ from jaxserve.evaluation.placements import (
 )
 from jaxserve.rl.config import DQNConfig, hparams_with
 from jaxserve.rl.envs import ServingAdapter, reference_capacity
-from jaxserve.rl.knob import knob_hparams, scenario_knob
-from jaxserve.rl.networks import make_q_network, restrict_params
-from jaxserve.rl.policy import make_q_policy
+from jaxserve.rl.knob import knob_hparams
+from jaxserve.rl.networks import restrict_params
+from jaxserve.rl.policy import config_policy
 from jaxserve.rl.trainer import router_metadata, train_routers, write_router
 from jaxserve.sim.base import action_index, observation_index
 from jaxserve.sim.scenarios import Scenario
@@ -52,10 +52,7 @@ class PlacementRouter:
 
     def policy(self):
         """The greedy policy on the placement's scenario (pure, jit-able)."""
-        num_actions = self.scenario.sim_config().num_actions
-        network = make_q_network(num_actions, self.config.hidden)
-        knob = scenario_knob if self.config.knob_range else None
-        return make_q_policy(network, self.params, bool(self.config.deadline_factors), knob)
+        return config_policy(self.scenario.sim_config().num_actions, self.config, self.params)
 
 
 def training_config(dqn: DQNConfig, scenario: Scenario, rates: np.ndarray) -> DQNConfig:

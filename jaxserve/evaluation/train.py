@@ -88,18 +88,13 @@ class TrainResult:
 
     def policy(self, member: int):
         """The greedy policy of a member still holding parameters (pure, jit-able)."""
-        from jaxserve.rl.knob import scenario_knob
-        from jaxserve.rl.networks import make_q_network
-        from jaxserve.rl.policy import make_q_policy
+        from jaxserve.rl.policy import config_policy
 
         if member not in self.trained_members:
             raise InputError(f"member {member}: no parameters (kept: {list(self.trained_members)})")
         i = self.trained_members.index(member)
         params = jax.tree.map(lambda x: x[i], self.params)
-        num_actions = self.scenario.sim_config().num_actions
-        network = make_q_network(num_actions, self.config.hidden)
-        knob = scenario_knob if self.config.knob_range else None
-        return make_q_policy(network, params, bool(self.config.deadline_factors), knob)
+        return config_policy(self.scenario.sim_config().num_actions, self.config, params)
 
 
 def train(

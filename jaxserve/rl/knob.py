@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxserve.errors import InputError
-from jaxserve.sim.base import knob_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +120,3 @@ def target_knob(table: KnobTable, target: float):
         return jnp.interp(log_rate, log_rates, knobs)
 
     return knob
-
-
-def scenario_knob(state, params) -> jax.Array:
-    """The default knob: a workload's knob_schedule, else the scenario's miss penalty."""
-    return knob_value(state, params)

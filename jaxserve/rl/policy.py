@@ -13,7 +13,7 @@ from jaxserve import checkpoint
 from jaxserve.errors import InputError
 from jaxserve.rl import knob as knobs
 from jaxserve.rl.networks import init_params, make_q_network
-from jaxserve.sim.base import knob_feature
+from jaxserve.sim.base import knob_feature, knob_value
 from jaxserve.sim.env import deadline_scale
 from jaxserve.sim.scenarios import Scenario
 
@@ -36,6 +36,13 @@ def make_q_policy(network, params, observe_deadline: bool = False, knob=None):
         return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
 
     return policy
+
+
+def config_policy(num_actions: int, config, params):
+    """The greedy policy of a router trained with `config` (a DQNConfig), from its params."""
+    network = make_q_network(num_actions, config.hidden)
+    knob = knob_value if config.knob_range else None
+    return make_q_policy(network, params, bool(config.deadline_factors), knob)
 
 
 def _router_meta(path) -> dict:
@@ -122,7 +129,7 @@ def router_knob(meta: dict, path, scenario: Scenario, availability_target: float
     if knobs.knob_range(meta) is None:
         return None
     knobs.check_knob(meta, [scenario.miss_penalty], "miss penalty")
-    return knobs.scenario_knob
+    return knob_value
 
 
 def load_checkpoint_scenario(path: str | Path) -> Scenario:
