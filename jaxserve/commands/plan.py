@@ -86,6 +86,11 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=seed, default=0, help="training seed")
     p.add_argument(
+        "--finetune-from",
+        default=None,
+        help="router checkpoint of the zoo every placement's router starts from",
+    )
+    p.add_argument(
         "--min-performance", type=_fraction, default=None, help="target: normalised performance"
     )
     p.add_argument("--min-availability", type=_fraction, default=None, help="target: availability")
@@ -136,6 +141,7 @@ def plan_config(args):
         train_top=args.train_top,
         train_seeds=args.train_seeds,
         dqn=dataclasses.replace(PLAN_DQN, total_env_steps=args.train_steps),
+        finetune_from=args.finetune_from,
         seed=args.seed,
         min_performance=args.min_performance,
         min_availability=args.min_availability,

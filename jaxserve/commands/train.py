@@ -10,7 +10,14 @@ from jaxserve.argtypes import positive_int, rate, seed
 from jaxserve.commands.scenario import add_availability_target, add_miss_penalty, with_overrides
 from jaxserve.commands.sweep import parse_floats
 from jaxserve.errors import InputError
-from jaxserve.rl.config import CREDITS, HPARAM_NAMES, TRAIN_MIXES, TRAIN_WORKLOADS, DQNConfig
+from jaxserve.rl.config import (
+    CREDITS,
+    HPARAM_NAMES,
+    TRAIN_MIXES,
+    TRAIN_WORKLOADS,
+    DQNConfig,
+    finetune_overrides,
+)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -199,8 +206,7 @@ def cmd_train(args) -> int:
         )
     scenario = training_scenario(args)
     base = _int_hparams(parse_assignments(args.hparams, "--hparams"))
-    if args.finetune_from and "epsilon_start" not in base:
-        base["epsilon_start"] = 0.1  # a trained router needs little initial exploration
+    base = finetune_overrides(base, args.finetune_from)
     config = TrainConfig(
         scenario=scenario,
         dqn=training_config(args),

@@ -43,6 +43,7 @@ from jaxserve.policies.lp import fluid_upper_bound
 from jaxserve.progress import no_progress
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.envs import reference_capacity
+from jaxserve.rl.trainer import load_finetune_params
 from jaxserve.sim import roofline
 from jaxserve.sim.scenarios import Scenario
 from jaxserve.sim.workloads import WorkloadSpec
@@ -63,7 +64,8 @@ class PlanConfig:
     Poisson). `include`: placements ('1/1/2', replicas per zoo model) always simulated.
     `min_performance`/`min_availability`: also answer the fewest GPUs (≤ `gpus`) that meet
     both at every rate. `train_top`: learned routers for the best that many simulated
-    placements (None: all of them), `train_seeds` seeds each, in one population.
+    placements (None: all of them), `train_seeds` seeds each, in one population;
+    `finetune_from`: a router checkpoint of the zoo that every one starts from.
     """
 
     scenario: str | Scenario = "opt-a100x4"
@@ -82,6 +84,7 @@ class PlanConfig:
     train_top: int | None = None
     train_seeds: int = 1
     dqn: DQNConfig = PLAN_DQN
+    finetune_from: str | Path | None = None
     seed: int = 0
     min_performance: float | None = None
     min_availability: float | None = None
@@ -308,6 +311,8 @@ class _Setup:
         full = resolve_scenario(config.scenario)
         check_memory_gb(full, config.memory_gb)
         zoo = select_models(full, config.models)
+        if config.finetune_from is not None:  # before any work: it must fit the zoo
+            load_finetune_params(config.finetune_from, zoo, config.dqn)
         memory_gb = {m: v for m, v in config.memory_gb.items() if m in zoo.model_names}
         gpu_gb = roofline.get_hardware(config.hardware).memory_bytes / 1e9
         per_replica = gpus_per_replica(zoo, gpu_gb, memory_gb)
@@ -387,7 +392,7 @@ class _Setup:
         """
         routers, wall_s = train_placement_routers(
             self.zoo, [e.placement for e in entries], self.config.dqn, self.rates,
-            self.config.seed, self.config.train_seeds,
+            self.config.seed, self.config.train_seeds, self.config.finetune_from,
         )  # fmt: skip
         for entry, router in zip(entries, routers, strict=True):
             entry.runs |= self.simulate(entry.placement, [LEARNED], [router.policy()])

@@ -28,7 +28,7 @@ from jaxserve.evaluation.placements import (
     placement_scenario,
     replica_queue_capacity,
 )
-from jaxserve.rl.config import DQNConfig, hparams_with
+from jaxserve.rl.config import DQNConfig, finetune_overrides, hparams_with
 from jaxserve.rl.envs import ServingAdapter, reference_capacity
 from jaxserve.rl.knob import knob_hparams
 from jaxserve.rl.networks import restrict_params
@@ -49,6 +49,7 @@ class PlacementRouter:
     params: dict  # Q-network parameters for the placement's observation and actions
     member: int  # index in the population (placement-major: placement x seeds + seed)
     eval_mean: float  # the learner's last evaluation of that member, on its placement
+    finetuned_from: str | None = None  # the router checkpoint every member started from
 
     def policy(self):
         """The greedy policy on the placement's scenario (pure, jit-able)."""
@@ -101,15 +102,22 @@ def train_placement_routers(
     rates: np.ndarray,
     seed: int = 0,
     seeds: int = 1,
+    finetune_from: str | Path | None = None,
 ) -> tuple[list[PlacementRouter], float]:
-    """One router per placement from one population call; (routers, its wall seconds)."""
+    """One router per placement from one population call; (routers, its wall seconds).
+
+    `finetune_from`: a router checkpoint of the zoo's models (e.g. the shipped
+    `checkpoints/opt-a100x4-hard`) that every member starts from, as `train
+    --finetune-from` does; its observation does not depend on replica counts, so one
+    router fits every placement (docs/planner.md, "Warm start").
+    """
     padded = padded_scenario(zoo, placements)
     config = training_config(dqn, padded, rates)
     env_params = member_params(padded, zoo, placements, seeds)
-    hparams = hparams_with(knob_hparams(config))
+    hparams = hparams_with(finetune_overrides(knob_hparams(config), finetune_from))
     start = time.perf_counter()
     summary, states = train_routers(
-        padded, config, None, hparams, seed, len(placements) * seeds,
+        padded, config, None, hparams, seed, len(placements) * seeds, finetune_from,
         progress=False, env_params=env_params,
     )  # fmt: skip
     wall_s = time.perf_counter() - start
@@ -127,6 +135,7 @@ def train_placement_routers(
             restrict_to_placement(params, sim_config, placement),
             member,
             float(eval_mean.flat[member]),
+            None if finetune_from is None else str(finetune_from),
         )
         routers.append(router)
     return routers, wall_s
@@ -173,9 +182,9 @@ def save_placement_router(router: PlacementRouter, seed: int, out_dir: str | Pat
     """A finished router checkpoint of the placement (its scenario TOML inside)."""
     config = router.config
     adapter = ServingAdapter(router.scenario, config)
-    hparams = hparams_with(knob_hparams(config))
+    hparams = hparams_with(finetune_overrides(knob_hparams(config), router.finetuned_from))
     extra = {
-        "finetuned_from": None,
+        "finetuned_from": router.finetuned_from,
         "trained_in": "plan population over placements (docs/planner.md)",
         "population_member": router.member,
     }

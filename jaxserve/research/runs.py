@@ -33,6 +33,7 @@ from jaxserve.rl.config import (
     config_from_json,
     config_to_json,
     default_hparams,
+    finetune_overrides,
     hparams_to_json,
 )
 from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy
@@ -316,8 +317,7 @@ def train_router(
     0..seeds-1 of the checkpoint). `hparams`: HParams overrides. Cost: env steps and wall
     seconds of this training run (compilation included).
     """
-    tuned = {"epsilon_start": 0.1} if finetune_from else {}  # as `train --finetune-from`
-    hparams = {**tuned, **(hparams or {})}
+    hparams = finetune_overrides(hparams or {}, finetune_from)  # as `train --finetune-from`
     out = run.routers_dir / name
     cost_file = out / "cost.json"
     wanted = {

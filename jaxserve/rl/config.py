@@ -179,6 +179,14 @@ def as_arrays(hp: HParams) -> HParams:
     )
 
 
+FINETUNE_HPARAMS = {"epsilon_start": 0.1}  # a trained router needs little initial exploration
+
+
+def finetune_overrides(overrides: dict, finetune_from) -> dict:
+    """HParams overrides of a run: a fine-tuned start's defaults first, `overrides` win."""
+    return {**(FINETUNE_HPARAMS if finetune_from else {}), **overrides}
+
+
 def hparams_with(overrides: dict, base: HParams | None = None) -> HParams:
     """Defaults (or `base`) with named overrides; unknown names are an InputError."""
     unknown = sorted(set(overrides) - set(HPARAM_NAMES))

@@ -7,22 +7,29 @@ should send everything to big where big is placed, and to small where it is not.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
 
+from jaxserve.cli import main
 from jaxserve.evaluation.placements import parse_placement, placement_scenario
 from jaxserve.evaluation.plan import PlanConfig, plan
 from jaxserve.evaluation.plan_report import plan_json
 from jaxserve.evaluation.plan_train import (
+    PlacementRouter,
     member_params,
     padded_scenario,
     restrict_to_placement,
+    save_placement_router,
+    train_placement_routers,
     training_config,
 )
 from jaxserve.rl.config import DQNConfig, hparams_with
 from jaxserve.rl.envs import ServingAdapter
-from jaxserve.rl.networks import make_q_network
+from jaxserve.rl.networks import init_params, make_q_network
 from jaxserve.rl.policy import load_checkpoint_scenario, load_learned_policy, make_q_policy
 from jaxserve.rl.trainer import train_routers
 from jaxserve.sim.counter_env import make_env
@@ -30,6 +37,7 @@ from jaxserve.sim.rollout import counter_rollout
 from jaxserve.sim.workloads import WorkloadSpec, make_workload
 from jaxserve.testing.planner import TOY_MEMORY_GB, toy_zoo
 
+REPO = Path(__file__).resolve().parents[2]
 RATES = np.asarray([2.0])
 TINY_DQN = DQNConfig(
     hidden=(16,),
@@ -132,3 +140,33 @@ def test_plan_trains_every_survivor_in_one_population(tmp_path):
         load_learned_policy(router, scenario)
     chosen = load_checkpoint_scenario(tmp_path / "router")
     assert chosen.model_names == placement_scenario(result.zoo, result.chosen.placement).model_names
+
+
+def test_finetune_from_starts_every_member_from_the_checkpoint(tmp_path):
+    zoo = toy_zoo()
+    full = parse_placement("1/1", zoo.model_names, (1, 1))
+    network = make_q_network(zoo.num_models, TINY_DQN.hidden)
+    obs_size = zoo.sim_config().obs_size
+    start = init_params(network, jax.random.key(3), obs_size)
+    scenario = placement_scenario(zoo, full)
+    router = PlacementRouter(full, scenario, TINY_DQN, start, member=0, eval_mean=0.0)
+    save_placement_router(router, 0, tmp_path / "start")
+    # No update happens before `learning_starts`: every member must keep the start exactly.
+    frozen = dataclasses.replace(TINY_DQN, learning_starts=TINY_DQN.total_env_steps + 1)
+    placements = [parse_placement(t, zoo.model_names, (1, 1)) for t in PLACEMENTS]
+    routers, _ = train_placement_routers(
+        zoo, placements, frozen, RATES, finetune_from=tmp_path / "start"
+    )
+    sim_config = padded_scenario(zoo, placements).sim_config()
+    for got in routers:
+        want = restrict_to_placement(start, sim_config, got.placement)
+        jax.tree.map(np.testing.assert_array_equal, got.params, want)
+        assert got.finetuned_from == str(tmp_path / "start")
+
+
+def test_finetune_from_a_router_of_another_zoo_is_one_line(capsys):
+    router = str(REPO / "checkpoints" / "opt-a100x4-hard")  # 3 models; the zoo here has 2
+    argv = ["plan", "--models", "opt-125m,opt-6.7b", "--finetune-from", router]
+    assert main([*argv, "--train-top", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "obs_size" in err, err
