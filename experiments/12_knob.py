@@ -107,14 +107,12 @@ def knob_router(config: Config, run: Run, scenario) -> tuple[Path, dict]:
 
 
 def fixed_router(config: Config, run: Run, scenario, penalty: float) -> tuple[Path, dict]:
-    """Routers trained for one penalty alone, same budget; Huber delta 1 + P like the knob
-    router's rule (P = 0 is Exp 10's router, the same training)."""
+    """Routers trained for one penalty alone, same budget; Huber delta 1 + P, the default
+    for a penalised reward as for the knob router (`rl.knob.reward_hparams`; P = 0 is Exp
+    10's router, the same training)."""
     name = f"10_p0_{run.mode}" if penalty == 0 else f"12_p{penalty:g}_{run.mode}"
-    hparams = {"huber_delta": 1.0 + penalty} if penalty else None
     sc = with_miss_penalty(scenario, penalty)
-    return train_router(
-        run, name, sc, dqn(config, False), seeds=config.train_seeds, hparams=hparams
-    )
+    return train_router(run, name, sc, dqn(config, False), seeds=config.train_seeds)
 
 
 def _per_seed(sweep: dict, key: str) -> np.ndarray:

@@ -30,7 +30,7 @@ from jaxserve.evaluation.placements import (
 )
 from jaxserve.rl.config import DQNConfig, finetune_overrides, hparams_with
 from jaxserve.rl.envs import ServingAdapter, reference_capacity
-from jaxserve.rl.knob import knob_hparams
+from jaxserve.rl.knob import reward_hparams
 from jaxserve.rl.networks import restrict_params
 from jaxserve.rl.policy import config_policy
 from jaxserve.rl.trainer import router_metadata, train_routers, write_router
@@ -114,7 +114,8 @@ def train_placement_routers(
     padded = padded_scenario(zoo, placements)
     config = training_config(dqn, padded, rates)
     env_params = member_params(padded, zoo, placements, seeds)
-    hparams = hparams_with(finetune_overrides(knob_hparams(config), finetune_from))
+    defaults = reward_hparams(config, padded.miss_penalty)
+    hparams = hparams_with(finetune_overrides(defaults, finetune_from))
     start = time.perf_counter()
     summary, states = train_routers(
         padded, config, None, hparams, seed, len(placements) * seeds, finetune_from,
@@ -182,7 +183,8 @@ def save_placement_router(router: PlacementRouter, seed: int, out_dir: str | Pat
     """A finished router checkpoint of the placement (its scenario TOML inside)."""
     config = router.config
     adapter = ServingAdapter(router.scenario, config)
-    hparams = hparams_with(finetune_overrides(knob_hparams(config), router.finetuned_from))
+    defaults = reward_hparams(config, router.scenario.miss_penalty)
+    hparams = hparams_with(finetune_overrides(defaults, router.finetuned_from))
     extra = {
         "finetuned_from": router.finetuned_from,
         "trained_in": "plan population over placements (docs/planner.md)",

@@ -20,7 +20,7 @@ from jaxserve.evaluation.records import Records, flatten_row
 from jaxserve.evaluation.search import SearchSpace, check_searchable, typed_point
 from jaxserve.evaluation.sweep import resolve_scenario
 from jaxserve.rl.config import HPARAM_NAMES, DQNConfig, HParams, hparams_with
-from jaxserve.rl.knob import knob_hparams
+from jaxserve.rl.knob import reward_hparams
 from jaxserve.sim.scenarios import Scenario
 
 MEMBERS_FILE = "members.csv"
@@ -55,7 +55,8 @@ class TrainConfig:
 
     def search_points(self) -> list[dict]:
         """The shared overrides updated by each point of the search space."""
-        base = {**knob_hparams(self.dqn), **self.hparams}  # a knob router's defaults first
+        penalty = resolve_scenario(self.scenario).miss_penalty
+        base = {**reward_hparams(self.dqn, penalty), **self.hparams}  # the reward's defaults first
         return [typed_point({**base, **p}) for p in self.search.points()]
 
     def member_table(self) -> list[dict]:

@@ -318,22 +318,22 @@ def train_router(
     seconds of this training run (compilation included).
     """
     hparams = finetune_overrides(hparams or {}, finetune_from)  # as `train --finetune-from`
+    config = TrainConfig(
+        scenario=scenario, dqn=dqn, hparams=hparams, finetune_from=finetune_from, seeds=seeds
+    )
     out = run.routers_dir / name
     cost_file = out / "cost.json"
     wanted = {
         "dqn_config": json.loads(json.dumps(config_to_json(dqn))),
         "scenario": scenario.name,
         "finetuned_from": str(finetune_from) if finetune_from else None,
-        "hparams": hparams,
+        "hparams": config.search_points()[0],  # with the reward's defaults: what trains
         **({"seeds": seeds} if seeds > 1 else {}),  # keeps single-seed caches valid
     }
     if cost_file.exists():
         cost = json.loads(cost_file.read_text())
         if cost.get("wanted") == wanted and checkpoint.read_metadata(out).get("finished"):
             return out, cost
-    config = TrainConfig(
-        scenario=scenario, dqn=dqn, hparams=hparams, finetune_from=finetune_from, seeds=seeds
-    )
     try:  # an interrupted run of the same config resumes from its last chunk
         summary = train(config, out, keep_state=False).summary
     except InputError:  # a finished or different run: start over

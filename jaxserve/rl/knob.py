@@ -54,15 +54,19 @@ def knob_metadata(config) -> dict:
     return {"knob_range": list(config.knob_range)} if config.knob_range else {}
 
 
-def knob_hparams(config) -> dict:
-    """Default hyperparameters of a knob router: Huber delta 1 + the largest knob.
+def reward_hparams(config, miss_penalty: float = 0.0) -> dict:
+    """Default hyperparameters for rewards in [-P, 1]: Huber delta 1 + the largest P.
 
-    Rewards lie in [-P, 1], so a TD error on one reward reaches 1 + P. With the default
-    delta of 1 the loss is linear past 1 and Q estimates a robust location of the reward,
-    not its mean: for quality 1 on time w.p. 0.75 and -3 otherwise it learns 0.67 instead
-    of 0 (docs/knob.md, "Huber delta"), and the router cannot tell P = 1 from P = 3.
+    P is the scenario's miss penalty or, for a knob router, the top of its knob range. A
+    TD error on one reward then reaches 1 + P. With the default delta of 1 the loss is
+    linear past 1 and Q estimates a robust location of the reward, not its mean: for
+    quality 1 on time w.p. 0.75 and -3 otherwise it learns 0.67 instead of 0
+    (docs/knob.md, "Huber delta"), and a knob router cannot tell P = 1 from P = 3.
+    Unpenalised rewards (P = 0) keep the default.
     """
-    return {"huber_delta": 1.0 + float(config.knob_range[1])} if config.knob_range else {}
+    knob_top = float(config.knob_range[1]) if config.knob_range else 0.0
+    largest = max(float(miss_penalty), knob_top)
+    return {"huber_delta": 1.0 + largest} if largest > 0 else {}
 
 
 def knob_range(meta: dict) -> tuple[float, float] | None:

@@ -12,6 +12,7 @@ big below P = 1, small above. Availability: 0.75 routing to big, 1.0 routing to 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -28,7 +29,7 @@ from jaxserve.evaluation.simulate import simulate
 from jaxserve.evaluation.train import TrainConfig, train
 from jaxserve.rl.config import DQNConfig
 from jaxserve.rl.envs import ServingAdapter
-from jaxserve.rl.knob import KnobTable, knob_hparams
+from jaxserve.rl.knob import KnobTable, reward_hparams
 from jaxserve.rl.networks import make_q_network
 from jaxserve.rl.policy import load_learned_policy, load_router_params
 from jaxserve.sim.base import knob_feature
@@ -98,11 +99,17 @@ def test_each_episode_draws_its_knob_and_the_router_observes_it():
     np.testing.assert_allclose(np.asarray(next_obs[:, -1]), np.log1p(penalty), rtol=1e-6)
 
 
-def test_a_knob_router_defaults_to_a_huber_delta_past_its_largest_penalty():
-    assert knob_hparams(TOY_DQN) == {"huber_delta": 4.0}
-    assert knob_hparams(DQNConfig()) == {}
+def test_a_penalised_reward_defaults_to_a_huber_delta_past_its_largest_penalty():
+    assert reward_hparams(TOY_DQN) == {"huber_delta": 4.0}
+    assert reward_hparams(TOY_DQN, miss_penalty=5.0) == {"huber_delta": 6.0}
+    assert reward_hparams(DQNConfig(), miss_penalty=0.3) == {"huber_delta": 1.3}
+    assert reward_hparams(DQNConfig()) == {}
     member = TrainConfig(scenario=TOY, dqn=TOY_DQN).member_table()[0]
     assert member["huber_delta"] == 4.0
+    penalised = dataclasses.replace(TOY, miss_penalty=2.0)
+    assert TrainConfig(scenario=penalised).member_table()[0]["huber_delta"] == 3.0
+    explicit = TrainConfig(scenario=penalised, hparams={"huber_delta": 1.0})
+    assert explicit.member_table()[0]["huber_delta"] == 1.0  # an explicit value wins
     with pytest.raises(InputError, match="knob_range"):
         DQNConfig(knob_range=(3.0, 1.0))
 
