@@ -33,6 +33,7 @@ from jaxserve.rl.config import (
 from jaxserve.rl.dqn import make_learner
 from jaxserve.rl.envs import ServingAdapter
 from jaxserve.rl.knob import knob_metadata
+from jaxserve.rl.knob import knob_range as knob_range_of
 from jaxserve.rl.population import broadcast_hparams, make_population_fns, member_keys
 from jaxserve.sim.scenarios import Scenario, scenario_to_toml
 
@@ -131,10 +132,25 @@ def _check_resumable(meta: dict, expected: dict, out_dir: Path) -> None:
 
 
 def load_finetune_params(path: str | Path, scenario: Scenario, config: DQNConfig):
-    """Online params of the best member of a router checkpoint, checked against the scenario."""
+    """Online params of the best member of a router checkpoint, checked against the scenario
+    and against the observation `config` trains on (deadline factor, knob)."""
     from jaxserve.rl.policy import load_router_params
 
-    params, _ = load_router_params(path, scenario, hidden=config.hidden)
+    params, meta = load_router_params(path, scenario, hidden=config.hidden)
+    observes = {
+        "the deadline factor (DQNConfig.deadline_factors)": (
+            bool(meta.get("observe_deadline")), bool(config.deadline_factors)
+        ),
+        "the miss penalty (a knob, --knob-range)": (
+            knob_range_of(meta) is not None, bool(config.knob_range)
+        ),
+    }  # fmt: skip
+    for feature, (router, training) in observes.items():
+        if router != training:
+            raise InputError(
+                f"finetune from {path}: the router {'observes' if router else 'does not observe'} "
+                f"{feature}; the training {'does' if training else 'does not'}"
+            )
     return params
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -191,3 +192,13 @@ def test_a_sweep_over_the_knob_moves_only_the_knob_router(knob_router, tmp_path,
     assert main(["calibrate-knob", str(knob_router), "--rates", "2", "--knobs", "2",
                  "--seeds", "1", "--num-requests", "100"]) == 0  # fmt: skip
     assert "availability (rows: Poisson rate" in capsys.readouterr().out
+
+
+def test_finetuning_a_knob_router_without_a_knob_is_one_line(tmp_path, capsys):
+    from jaxserve.cli import main
+
+    argv = ["train", "--scenario", "opt-a100x4", "--steps", "2000", "--out", str(tmp_path / "o")]
+    knob = str(Path(__file__).resolve().parents[2] / "checkpoints" / "opt-a100x4-knob")
+    assert main([*argv, "--finetune-from", knob]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "observes the miss penalty" in err, err
