@@ -102,7 +102,10 @@ def enumerate_placements(
                     "expected fewer GPUs or models"
                 )
             return
-        for r in range((num_gpus - used) // gpus_per_replica[k] + 1):
+        most = (num_gpus - used) // gpus_per_replica[k]
+        # Fewer replicas of the last model leave room for one more: never maximal. So the
+        # search visits about as many nodes as it keeps, and the guard above stops it early.
+        for r in (most,) if k == len(gpus_per_replica) - 1 else range(most + 1):
             extend(k + 1, counts + (r,), used + r * gpus_per_replica[k])
 
     extend(0, (), 0)

@@ -226,6 +226,7 @@ def plan(
     `on_step(1)` after each simulated placement and each trained router's simulation.
     """
     start = time.perf_counter()
+    _Setup.build(config)  # bad input (sizes included) is one error before any GPU count runs
     fewest = find_fewest_gpus(config, on_step) if config.targets else None
     gpus = fewest["gpus"] if fewest and fewest["gpus"] is not None else config.gpus
     result = plan_for(dataclasses.replace(config, gpus=gpus), out_dir, on_step)

@@ -41,6 +41,8 @@ def test_plan_writes_json_figure_and_the_placement(toy_toml, tmp_path, capsys):
         (["--models", "opt-13b"], "model = 'opt-13b': no latency data in zoo 'opt-a100x4'"),
         (["--memory-gb", "opt-6.7b=500"], "no model of zoo"),
         (["--min-performance", "2"], "argument --min-performance: 2 is not in [0, 1]"),
+        (["--gpus", "100000"], "gpus = 100000: more than 20000 placements"),
+        (["--gpus", "100000", "--min-performance", "1"], "more than 20000 placements"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(extra, needle, capsys):
