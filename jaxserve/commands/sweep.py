@@ -100,7 +100,9 @@ def cmd_sweep(args) -> int:
     scenario = config.scenario
     chunks = num_chunks(config.num_runs, config.chunk_lanes)
     with progress_bar(chunks, "sweep", "call", not args.no_progress) as bar:
-        policies = build_policies(list(config.policies), scenario)
+        policies = build_policies(
+            list(config.policies), scenario, config.availability_target, config.miss_penalties
+        )
         per_seed, _ = run_sweep_grid(config, policies, bar.update)
     result = seed_means(per_seed)
     spec = resolve_workload(config.workload, scenario)

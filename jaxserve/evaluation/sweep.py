@@ -98,7 +98,9 @@ def run_sweep_grid(
     scenario = resolve_scenario(config.scenario)
     names = list(config.policies or baseline_names(scenario.model_names))
     if policies is None:
-        policies = build_policies(names, scenario, config.availability_target)
+        policies = build_policies(
+            names, scenario, config.availability_target, config.miss_penalties
+        )
     rates = sim_sweep.default_rates(scenario) if config.rates is None else config.rates
     result = sim_sweep.run_sweep(
         scenario,
@@ -190,17 +192,25 @@ def _is_grid(value) -> bool:
 
 
 def build_policies(
-    names: list[str], scenario: Scenario, availability_target: float | None = None
+    names: list[str],
+    scenario: Scenario,
+    availability_target: float | None = None,
+    miss_penalties=None,
 ) -> list:
     """Policy functions for baseline names or router checkpoint directories.
 
-    `availability_target` steers every knob router among them (docs/knob.md).
+    `availability_target` steers every knob router among them (docs/knob.md);
+    `miss_penalties` (a sweep's knob axis) must lie in every knob router's trained range.
     """
     from pathlib import Path
 
     from jaxserve.evaluation.simulate import resolve_policy
+    from jaxserve.rl.policy import check_router_knobs
     from jaxserve.sim.counter_env import make_env
 
+    for name in names if miss_penalties is not None else ():
+        if Path(name).is_dir():
+            check_router_knobs(name, miss_penalties, "--miss-penalties value")
     env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
     if availability_target is not None and not any(Path(n).is_dir() for n in names):
         raise InputError(

@@ -122,6 +122,11 @@ def load_learned_policy(
     return make_q_policy(network, params, bool(meta.get("observe_deadline", False)), knob)
 
 
+def check_router_knobs(path: str | Path, values, source: str) -> None:
+    """InputError when `values` leave a knob router's trained range (other routers: none)."""
+    knobs.check_knob(_router_meta(path), values, source)
+
+
 def router_knob(meta: dict, path, scenario: Scenario, availability_target: float | None):
     """The knob function of a router checkpoint (None: not a knob router)."""
     if availability_target is not None:

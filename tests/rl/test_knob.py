@@ -183,6 +183,15 @@ def test_a_sweep_over_the_knob_moves_only_the_knob_router(knob_router, tmp_path,
     avail = np.asarray(result["availability"])[:, 0, 0, 0]  # (policy, knob)
     assert result["miss_penalties"] == [0.0, 3.0] and out.with_suffix(".png").is_file()
     assert avail[0, 0] < 0.85 and avail[0, 1] > 0.98  # told 0: big (0.75); told 3: small (1)
+    # Outside the trained range [0, 3]: one line, exit 2, before any simulation.
+    base = args[:7] + ["--seeds", "2", "--num-requests", "300", "--no-progress"]  # no knob axis
+    bad = [*base, "--miss-penalties", "0,5"]
+    assert main(bad) == 2
+    assert "--miss-penalties value = 5: outside the knob range [0, 3]" in capsys.readouterr().err
+    # Steered by a target instead (no knob axis): only small meets 0.95 (availability 1).
+    assert main([*base, "--json", "--availability-target", "0.95"]) == 0
+    steered_avail = np.asarray(json.loads(capsys.readouterr().out)["availability"])
+    assert steered_avail[0].min() > 0.98, steered_avail  # the scenario's P = 0 alone: 0.75
     assert avail[1, 0] == avail[1, 1]  # greedy ignores the knob: same arrivals, same runs
     # the reward under each penalty: quality delivered minus P per miss (hand rule)
     perf, reward = (np.asarray(result[k])[1, 0, 0, 0] for k in ("performance", "reward"))
