@@ -52,8 +52,9 @@ def check_output(path: str | Path, directory: bool = False) -> None:
     """InputError now, before any work, if `path` (a file, or a directory) cannot be written.
 
     The path itself, when it exists, must be a file (or, with `directory`, a directory); the
-    nearest existing folder above it must be a directory this process may write into.
-    Nothing is created.
+    nearest existing folder above it must be a directory this process may write into: a
+    folder is made and removed there to find out (permissions alone miss read-only and
+    pseudo file systems such as /proc). Nothing is left behind.
     """
     path = Path(path)
     if path.exists() and path.is_dir() != directory:
@@ -66,6 +67,11 @@ def check_output(path: str | Path, directory: bool = False) -> None:
         raise InputError(f"--out {str(path)!r}: {str(folder)!r} is a file, not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"--out {str(path)!r}: no permission to write in {str(folder)!r}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".jaxserve-probe-", dir=folder))
+    except OSError as err:
+        message = f"--out {str(path)!r}: cannot write in {str(folder)!r}: {err.strerror}"
+        raise InputError(message) from None
 
 
 def write_json_or_print(path: str | Path, data, printed: bool = False) -> Path:

@@ -242,6 +242,14 @@ def test_an_unwritable_out_fails_before_any_work(tmp_path, capsys, command):
     assert len(err.splitlines()) == 1 and "is a file, not a directory" in err, err
 
 
+@pytest.mark.parametrize("command", ["train", "plan --train-top 0", "sweep"])
+def test_an_out_on_a_file_system_that_takes_no_folders_fails_before_any_work(capsys, command):
+    # /proc passes a permission check but refuses new entries: only writing finds out.
+    assert main([*command.split(), "--out", "/proc/jaxserve-nope/result"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot write in '/proc'" in err, err
+
+
 def test_train_out_must_be_a_directory(tmp_path, capsys):
     existing = tmp_path / "file"
     existing.write_text("x")
