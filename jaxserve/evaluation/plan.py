@@ -226,7 +226,9 @@ def plan(
     `on_step(1)` after each simulated placement and each trained router's simulation.
     """
     start = time.perf_counter()
-    _Setup.build(config)  # bad input (sizes included) is one error before any GPU count runs
+    setup = _Setup.build(config)  # bad input (sizes included): one error before any work
+    if config.finetune_from is not None:  # the start of every router must fit the zoo
+        load_finetune_params(config.finetune_from, setup.zoo, config.dqn)
     fewest = find_fewest_gpus(config, on_step) if config.targets else None
     gpus = fewest["gpus"] if fewest and fewest["gpus"] is not None else config.gpus
     result = plan_for(dataclasses.replace(config, gpus=gpus), out_dir, on_step)
@@ -312,8 +314,6 @@ class _Setup:
         full = resolve_scenario(config.scenario)
         check_memory_gb(full, config.memory_gb)
         zoo = select_models(full, config.models)
-        if config.finetune_from is not None:  # before any work: it must fit the zoo
-            load_finetune_params(config.finetune_from, zoo, config.dqn)
         memory_gb = {m: v for m, v in config.memory_gb.items() if m in zoo.model_names}
         gpu_gb = roofline.get_hardware(config.hardware).memory_bytes / 1e9
         per_replica = gpus_per_replica(zoo, gpu_gb, memory_gb)

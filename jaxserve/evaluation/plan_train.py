@@ -28,7 +28,7 @@ from jaxserve.evaluation.placements import (
     placement_scenario,
     replica_queue_capacity,
 )
-from jaxserve.rl.config import DQNConfig, finetune_overrides, hparams_with
+from jaxserve.rl.config import DQNConfig, HParams, finetune_overrides, hparams_with
 from jaxserve.rl.envs import ServingAdapter, reference_capacity
 from jaxserve.rl.knob import reward_hparams
 from jaxserve.rl.networks import restrict_params
@@ -64,6 +64,12 @@ def training_config(dqn: DQNConfig, scenario: Scenario, rates: np.ndarray) -> DQ
         min_rate_factor=float(rates.min()) / scale / 2,
         max_rate_factor=float(rates.max()) / scale * 1.5,
     )
+
+
+def training_hparams(config: DQNConfig, scenario: Scenario, finetune_from) -> HParams:
+    """The `HParams` every placement's router trains with (and its checkpoint records)."""
+    defaults = reward_hparams(config, scenario.miss_penalty)
+    return hparams_with(finetune_overrides(defaults, finetune_from))
 
 
 def padded_scenario(zoo: Scenario, placements: list[Placement]) -> Scenario:
@@ -114,8 +120,7 @@ def train_placement_routers(
     padded = padded_scenario(zoo, placements)
     config = training_config(dqn, padded, rates)
     env_params = member_params(padded, zoo, placements, seeds)
-    defaults = reward_hparams(config, padded.miss_penalty)
-    hparams = hparams_with(finetune_overrides(defaults, finetune_from))
+    hparams = training_hparams(config, padded, finetune_from)
     start = time.perf_counter()
     summary, states = train_routers(
         padded, config, None, hparams, seed, len(placements) * seeds, finetune_from,
@@ -183,8 +188,7 @@ def save_placement_router(router: PlacementRouter, seed: int, out_dir: str | Pat
     """A finished router checkpoint of the placement (its scenario TOML inside)."""
     config = router.config
     adapter = ServingAdapter(router.scenario, config)
-    defaults = reward_hparams(config, router.scenario.miss_penalty)
-    hparams = hparams_with(finetune_overrides(defaults, router.finetuned_from))
+    hparams = training_hparams(config, router.scenario, router.finetuned_from)
     extra = {
         "finetuned_from": router.finetuned_from,
         "trained_in": "plan population over placements (docs/planner.md)",

@@ -208,14 +208,14 @@ def build_policies(
     from jaxserve.rl.policy import check_router_knobs
     from jaxserve.sim.counter_env import make_env
 
-    for name in names if miss_penalties is not None else ():
-        if Path(name).is_dir():
-            check_router_knobs(name, miss_penalties, "--miss-penalties value")
-    env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
-    if availability_target is not None and not any(Path(n).is_dir() for n in names):
+    routers = {n for n in names if Path(n).is_dir()}
+    if availability_target is not None and not routers:
         raise InputError(
             "--availability-target: no router checkpoint among the policies; the target "
             "steers a knob router (a checkpoint trained with --knob-range)"
         )
-    target = lambda n: availability_target if Path(n).is_dir() else None
+    for name in routers if miss_penalties is not None else ():
+        check_router_knobs(name, miss_penalties, "--miss-penalties value")
+    env = make_env(dataclasses.replace(scenario.sim_config(), emit_records=False))
+    target = lambda n: availability_target if n in routers else None
     return [resolve_policy(n, env, scenario, None, target(n)) for n in names]
